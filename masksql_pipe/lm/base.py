@@ -1,0 +1,68 @@
+"""The one small interface every language model implements, and what a call returns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Completion:
+    """One model answer with what it cost: tokens, seconds, retries, and whether it was cached."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency: float
+    retries: int = 0
+    cached: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count (4 characters a token): no tokenizer tables to download at run time."""
+    return len(text) // 4
+
+
+def messages_text(messages: Messages) -> str:
+    """All message contents joined, for token estimates."""
+    return "".join(str(m.get("content", "")) for m in messages)
+
+
+def last_user_message(messages: Messages) -> str:
+    """The content of the last user message ("" when there is none)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+class Model(ABC):
+    """A chat model: `complete(messages)` answers; `settings()` names what changes answers.
+
+    `settings()` feeds the stage fingerprint and the response-cache key: it never holds a key.
+    """
+
+    name: str
+    offline: bool = False
+
+    @abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """Model id, endpoint and sampling settings (JSON-able; never the API key)."""
+
+    @abstractmethod
+    async def complete(self, messages: Messages, *, oracle: str | None = None) -> Completion:
+        """Answer the chat `messages`; `oracle` is the text a perfect model would give, if known."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections; the default has nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

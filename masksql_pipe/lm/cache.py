@@ -1,0 +1,142 @@
+"""Persistent response cache (SQLite, WAL): each prompt is paid for once, across crashes, reruns.
+
+The key covers the model's settings (id, endpoint, sampling) and the exact messages; only
+successful completions are stored. Identical prompts in flight share one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from masksql_pipe.errors import ConfigError
+from masksql_pipe.lm.base import Completion, Messages
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency REAL NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def cache_key(settings: dict[str, Any], messages: Messages) -> str:
+    """sha256 over the model settings and the messages (canonical JSON, sorted keys)."""
+    payload = orjson.dumps(
+        {"settings": settings, "messages": messages}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(payload).hexdigest()
+
+
+class ResponseCache:
+    """SQLite store of successful completions, keyed by `cache_key`; safe to share between runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"response cache {self.path}: cannot open ({exc})") from exc
+        self._inflight: dict[str, asyncio.Future[Completion]] = {}
+
+    def get(self, key: str) -> Completion | None:
+        """The stored completion for `key` (marked cached), or None."""
+        row = self._db.execute(
+            "SELECT text, prompt_tokens, completion_tokens, latency FROM responses WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Completion(
+            text=row[0],
+            prompt_tokens=row[1],
+            completion_tokens=row[2],
+            latency=row[3],
+            cached=True,
+        )
+
+    def put(self, key: str, completion: Completion) -> None:
+        """Store (or replace) a successful completion; it is on disk when this returns."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO responses"
+            " (key, text, prompt_tokens, completion_tokens, latency, created)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                completion.text,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                completion.latency,
+                time.time(),
+            ),
+        )
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    async def fetch(
+        self,
+        key: str,
+        call: Callable[[], Awaitable[Completion]],
+        *,
+        lookup: bool = True,
+    ) -> Completion:
+        """The stored answer for `key`, else `call()` once (a twin already in flight is shared).
+
+        With `lookup=False` the store is not read (a fresh call) but the fresh answer is kept.
+        """
+        if lookup:
+            hit = self.get(key)
+            if hit is not None:
+                return hit
+            pending = self._inflight.get(key)
+            if pending is not None:
+                try:
+                    shared = await asyncio.shield(pending)
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if not pending.cancelled() or (task is not None and task.cancelling()):
+                        raise
+                    # the twin was cancelled, not us: make the call ourselves
+                else:
+                    return replace(shared, cached=True, retries=0)
+        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        if lookup:
+            self._inflight[key] = future
+        try:
+            completion = await call()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: no "never retrieved" warning
+            raise
+        else:
+            self.put(key, completion)
+            future.set_result(completion)
+            return completion
+        finally:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        self._db.close()

@@ -1,0 +1,270 @@
+"""OpenAI-compatible chat models through the real `openai` package, one shared client per endpoint.
+
+The client does the retrying (exponential back-off with jitter, Retry-After honoured; 408, 409,
+429, 5xx, timeouts and connection errors) and the timeouts. Replies are read as raw bytes and
+parsed with orjson, skipping the pydantic models; the aiohttp transport is used when available.
+Both measured faster (see benchmarks/bench_models.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+import openai
+import orjson
+
+from masksql_pipe.errors import ModelError
+from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
+from masksql_pipe.lm.limits import CallLimits
+
+OFFICIAL_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_MAX_RETRIES = 5
+
+
+class ModelRejected(ModelError):
+    """The endpoint refused the model or the key (401/403/404): retrying or other rows won't help.
+
+    `fatal` tells the engine this should stop the stage rather than fail one row.
+    """
+
+    fatal = True
+
+
+class ClientPool:
+    """One `AsyncOpenAI` client per (endpoint, key, event loop), reusing its connections.
+
+    Clients are made lazily inside the running loop (an HTTP session belongs to one loop).
+    """
+
+    def __init__(self, *, transport: str = "aiohttp") -> None:
+        if transport not in ("aiohttp", "httpx"):
+            raise ValueError("transport must be 'aiohttp' or 'httpx'")
+        self.transport = transport
+        self._clients: dict[tuple[str, str, int], openai.AsyncOpenAI] = {}
+
+    def client(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
+        """The shared client for this endpoint and key in the running loop."""
+        loop = asyncio.get_running_loop()
+        key_id = hashlib.sha256(api_key.encode()).hexdigest()
+        slot = (base_url, key_id, id(loop))
+        client = self._clients.get(slot)
+        if client is None:
+            http_client = openai.DefaultAioHttpClient() if self.transport == "aiohttp" else None
+            client = openai.AsyncOpenAI(
+                api_key=api_key,
+                base_url=base_url,
+                http_client=http_client,
+                max_retries=DEFAULT_MAX_RETRIES,
+                timeout=DEFAULT_TIMEOUT,
+            )
+            self._clients[slot] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the clients of the running loop; forget those of loops that are gone."""
+        loop_id = id(asyncio.get_running_loop())
+        clients, self._clients = self._clients, {}
+        for (_, _, owner), client in clients.items():
+            if owner == loop_id:
+                await client.close()
+
+
+class OpenAIModel(Model):
+    """A chat model on an OpenAI-compatible endpoint, with limits, timeout and retries."""
+
+    offline = False
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str,
+        base_url: str,
+        api_key: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        sampling: dict[str, Any] | None = None,
+        limits: CallLimits | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        pool: ClientPool | None = None,
+        raw: bool = True,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.api_key_env = api_key_env
+        self.sampling = dict(sampling or {})
+        self.limits = limits or CallLimits()
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._pool = pool or ClientPool()
+        self._owns_pool = pool is None
+        self._raw = raw
+        self._clients: dict[int, openai.AsyncOpenAI] = {}
+        self._rejected: ModelRejected | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """Model id, endpoint and sampling settings (never the key)."""
+        return {"model": self.model, "base_url": self.base_url, **self.sampling}
+
+    def _client(self) -> openai.AsyncOpenAI:
+        loop_id = id(asyncio.get_running_loop())
+        client = self._clients.get(loop_id)
+        if client is None:
+            shared = self._pool.client(self.base_url, self._api_key)
+            client = shared.with_options(timeout=self.timeout, max_retries=self.max_retries)
+            self._clients = {loop_id: client}
+        return client
+
+    async def complete(self, messages: Messages, *, oracle: str | None = None) -> Completion:
+        """Send one chat request (retried by the client); ModelError when it fails for good."""
+        if self._rejected is not None:
+            raise self._rejected
+        budget = estimate_tokens(messages_text(messages)) + int(
+            self.sampling.get("max_tokens") or self.sampling.get("max_completion_tokens") or 0
+        )
+        async with self.limits.slot(budget):
+            start = time.perf_counter()
+            retries = 0
+            for attempt in range(self.max_retries + 1):
+                try:
+                    text, usage, taken = await self._send(messages)
+                except _MalformedReply as exc:
+                    retries += exc.retries_taken
+                    if attempt < self.max_retries:
+                        retries += 1
+                        continue
+                    raise ModelError(
+                        f"model {self.name!r}: {self.base_url} kept sending unreadable replies "
+                        f"({exc}) after {self.max_retries} retries"
+                    ) from None
+                retries += taken
+                break
+            latency = time.perf_counter() - start
+        prompt_tokens = usage.get("prompt_tokens")
+        completion_tokens = usage.get("completion_tokens")
+        return Completion(
+            text=text,
+            prompt_tokens=int(
+                prompt_tokens
+                if prompt_tokens is not None
+                else estimate_tokens(messages_text(messages))
+            ),
+            completion_tokens=int(
+                completion_tokens if completion_tokens is not None else estimate_tokens(text)
+            ),
+            latency=latency,
+            retries=retries,
+        )
+
+    async def _send(self, messages: Messages) -> tuple[str, dict[str, Any], int]:
+        """One request as the client sends it (with its retries): (text, usage, retries taken)."""
+        client = self._client()
+        try:
+            if self._raw:
+                response = await client.chat.completions.with_raw_response.create(
+                    model=self.model, messages=messages, **self.sampling
+                )
+                return _read_raw(response.http_response.content, response.retries_taken)
+            parsed = await client.chat.completions.create(
+                model=self.model, messages=messages, **self.sampling
+            )
+            usage = parsed.usage.model_dump() if parsed.usage else {}
+            return parsed.choices[0].message.content or "", usage, 0
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except openai.APITimeoutError:
+            raise ModelError(
+                f"model {self.name!r}: no answer from {self.base_url} within {self.timeout:g}s, "
+                f"after {self.max_retries} retries (raise 'timeout' in the model config)"
+            ) from None
+        except openai.APIConnectionError:
+            raise ModelError(
+                f"model {self.name!r}: cannot connect to {self.base_url} after "
+                f"{self.max_retries} retries (check base_url and the network)"
+            ) from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise _MalformedReply(str(exc), 0) from None
+
+    def _status_error(self, exc: openai.APIStatusError) -> ModelError:
+        status = exc.status_code
+        detail = self._scrub(_error_message(exc))
+        where = f"model {self.name!r} ({self.model} at {self.base_url})"
+        if status == 401:
+            error = ModelRejected(
+                f"{where}: HTTP 401, the API key was refused; check ${self.api_key_env} "
+                "(environment or .env) or 'api_key_env' in the model config"
+            )
+        elif status == 403:
+            error = ModelRejected(
+                f"{where}: HTTP 403, the key in ${self.api_key_env} may not use this model; "
+                "check the key's project and permissions"
+            )
+        elif status == 404:
+            error = ModelRejected(
+                f"{where}: HTTP 404, model or endpoint not found; check the 'model' id and "
+                "'base_url' in the model config (or OPENAI_BASE_URL)"
+            )
+        elif 400 <= status < 500 and status not in (408, 409, 429):
+            return ModelError(
+                f"{where}: HTTP {status}, request rejected ({detail}); check the prompt and the "
+                "sampling 'settings' in the model config"
+            )
+        else:
+            return ModelError(
+                f"{where}: HTTP {status} ({detail}), still failing after {self.max_retries} retries"
+            )
+        self._rejected = error
+        return error
+
+    def _scrub(self, text: str) -> str:
+        """Remove the key (and any long prefix of it) from a server message; keep one short line."""
+        text = " ".join(text.split())[:200]
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+            if len(self._api_key) >= 12:
+                text = text.replace(self._api_key[:8], "***")
+        return text
+
+    async def aclose(self) -> None:
+        """Close the clients when this model owns its pool (the registry closes shared pools)."""
+        self._clients = {}
+        if self._owns_pool:
+            await self._pool.aclose()
+
+    def __repr__(self) -> str:
+        return f"<OpenAIModel {self.name!r} {self.model} at {self.base_url}>"
+
+
+class _MalformedReply(Exception):
+    """A 200 reply that is not chat.completion JSON (worth retrying)."""
+
+    def __init__(self, message: str, retries_taken: int) -> None:
+        super().__init__(message)
+        self.retries_taken = retries_taken
+
+
+def _read_raw(body: bytes, retries_taken: int) -> tuple[str, dict[str, Any], int]:
+    try:
+        data = orjson.loads(body)
+        text = data["choices"][0]["message"]["content"]
+        usage = data.get("usage") or {}
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        raise _MalformedReply(f"{type(exc).__name__}: {exc}", retries_taken) from None
+    if not isinstance(usage, dict):
+        usage = {}
+    return text or "", usage, retries_taken
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return exc.message or type(exc).__name__

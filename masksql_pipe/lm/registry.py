@@ -1,0 +1,256 @@
+"""Models by name: the offline ones, those of a config file, and any OpenAI model id.
+
+Resolution happens when a stage starts, so a typo in a model name or a missing key stops the
+run before any row, with a message that says how to configure the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from dotenv import dotenv_values
+
+from masksql_pipe.errors import ConfigError
+from masksql_pipe.lm.base import Model
+from masksql_pipe.lm.limits import CallLimits
+from masksql_pipe.lm.offline import offline_models
+from masksql_pipe.lm.openai_model import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    OFFICIAL_BASE_URL,
+    ClientPool,
+    OpenAIModel,
+)
+
+CONFIG_ENV = "MASKSQL_PIPE_MODELS"
+"""Environment variable naming the model config file when none is given."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+_SPEC_KEYS = {
+    "model",
+    "base_url",
+    "api_key_env",
+    "settings",
+    "max_concurrency",
+    "rpm",
+    "tpm",
+    "timeout",
+    "max_retries",
+}
+
+
+@dataclass
+class ModelSpec:
+    """How to reach one configured model (from the config file, or implied by its name)."""
+
+    name: str
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    settings: dict[str, Any] = field(default_factory=dict)
+    max_concurrency: int | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    source: str = "name"
+    """Where the spec came from, for error messages: a config file path or "name"."""
+
+
+class ModelRegistry:
+    """Resolves model names to shared `Model` instances (one per name, so limits are shared)."""
+
+    def __init__(
+        self,
+        specs: Mapping[str, ModelSpec] | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        config_file: Path | None = None,
+        transport: str = "aiohttp",
+    ) -> None:
+        self._specs = dict(specs or {})
+        self._env = dict(env if env is not None else os.environ)
+        self.config_file = config_file
+        self._offline = offline_models()
+        self._models: dict[str, Model] = {}
+        self._pool = ClientPool(transport=transport)
+
+    @classmethod
+    def from_environment(
+        cls, config_file: Path | None = None, env_file: Path | None = None
+    ) -> ModelRegistry:
+        """Build from the environment, a `.env` file (never overriding real variables) and the
+        model config file (`config_file`, else $MASKSQL_PIPE_MODELS, else none)."""
+        env: dict[str, str] = {}
+        dotenv = Path(env_file) if env_file is not None else Path.cwd() / ".env"
+        if env_file is not None and not dotenv.is_file():
+            raise ConfigError(f"{dotenv}: env file not found")
+        if dotenv.is_file():
+            env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        env.update(os.environ)
+        if config_file is None and env.get(CONFIG_ENV):
+            config_file = Path(env[CONFIG_ENV])
+        specs = load_config(Path(config_file)) if config_file is not None else {}
+        return cls(specs, env, config_file=Path(config_file) if config_file else None)
+
+    def names(self) -> list[str]:
+        """Built-in offline model names, then the configured ones."""
+        return [*self._offline, *sorted(self._specs)]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """What `get(name).settings()` will be, without needing a key (for fingerprints)."""
+        if name in self._offline:
+            return self._offline[name].settings()
+        spec = self._spec(name)
+        return {"model": spec.model, "base_url": self._base_url(spec), **spec.settings}
+
+    def get(self, name: str | Model) -> Model:
+        """The model for `name` (the same instance every time); ConfigError if it cannot run."""
+        if isinstance(name, Model):
+            return name
+        model = self._models.get(name)
+        if model is not None:
+            return model
+        if name in self._offline:
+            model = self._offline[name]
+        else:
+            spec = self._spec(name)
+            api_key = self._env.get(spec.api_key_env, "").strip()
+            if not api_key:
+                raise ConfigError(self._missing_key(spec))
+            model = OpenAIModel(
+                name,
+                model=spec.model,
+                base_url=self._base_url(spec),
+                api_key=api_key,
+                api_key_env=spec.api_key_env,
+                sampling=spec.settings,
+                limits=CallLimits(spec.max_concurrency, spec.rpm, spec.tpm),
+                timeout=spec.timeout,
+                max_retries=spec.max_retries,
+                pool=self._pool,
+            )
+        self._models[name] = model
+        return model
+
+    async def aclose(self) -> None:
+        """Close every shared HTTP client."""
+        await self._pool.aclose()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _spec(self, name: str) -> ModelSpec:
+        if name in self._specs:
+            return self._specs[name]
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(
+                f"model name {name!r} is not valid; use one of {', '.join(self.names())}, "
+                f"an OpenAI model id, or a name from the model config file ({self._config_hint()})"
+            )
+        return ModelSpec(name=name, model=name)
+
+    def _base_url(self, spec: ModelSpec) -> str:
+        return (spec.base_url or self._env.get("OPENAI_BASE_URL") or OFFICIAL_BASE_URL).rstrip("/")
+
+    def _config_hint(self) -> str:
+        return str(self.config_file) if self.config_file else f"set ${CONFIG_ENV} or --models"
+
+    def _missing_key(self, spec: ModelSpec) -> str:
+        where = (
+            f"'{spec.name}' in {spec.source}"
+            if spec.source != "name"
+            else f"OpenAI model id {spec.name!r} on {self._base_url(spec)}"
+        )
+        close = difflib.get_close_matches(spec.name, self.names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (
+            f"model {spec.name!r}{hint}: no API key; set ${spec.api_key_env} in the environment "
+            f"or in .env (model: {where}; offline models: {', '.join(self._offline)}; "
+            f"other endpoints: model config file, {self._config_hint()})"
+        )
+
+
+def load_config(path: Path) -> dict[str, ModelSpec]:
+    """Read a model config file (YAML or JSON): ``models: {name: {model, base_url, ...}}``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the model config ({exc.strerror})") from None
+    try:
+        data = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {first}"
+        ) from None
+    if data is None:
+        return {}
+    if isinstance(data, dict) and "models" in data:
+        data = data["models"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of model names to settings")
+    return {str(name): _parse_spec(path, str(name), entry) for name, entry in data.items()}
+
+
+def _parse_spec(path: Path, name: str, entry: Any) -> ModelSpec:
+    where = f"{path}: model {name!r}"
+    if isinstance(entry, str):
+        entry = {"model": entry}
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping (model, base_url, settings, ...)")
+    if "api_key" in entry:
+        raise ConfigError(
+            f"{where}: keys do not belong in the config file; put the key in an environment "
+            "variable (or .env) and name it with 'api_key_env'"
+        )
+    unknown = sorted(set(entry) - _SPEC_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_SPEC_KEYS))})"
+        )
+    settings = entry.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where}: 'settings' must be a mapping (temperature, max_tokens, ...)")
+
+    def number(key: str, kind: type, default: Any, minimum: float) -> Any:
+        value = entry.get(key, default)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: {key!r} must be a number, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"{where}: {key!r} must be at least {minimum}, got {value!r}")
+        return kind(value)
+
+    model = entry.get("model", name)
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(f"{where}: 'model' must be a model id string")
+    base_url = entry.get("base_url")
+    if base_url is not None and not (
+        isinstance(base_url, str) and base_url.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(f"{where}: 'base_url' must be an http(s) URL, got {base_url!r}")
+    api_key_env = entry.get("api_key_env", "OPENAI_API_KEY")
+    if not isinstance(api_key_env, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
+        raise ConfigError(f"{where}: 'api_key_env' must be an environment variable name")
+    return ModelSpec(
+        name=name,
+        model=model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        settings=dict(settings),
+        max_concurrency=number("max_concurrency", int, None, 1),
+        rpm=number("rpm", float, None, 0.001),
+        tpm=number("tpm", float, None, 1),
+        timeout=number("timeout", float, DEFAULT_TIMEOUT, 0.001),
+        max_retries=number("max_retries", int, DEFAULT_MAX_RETRIES, 0),
+        source=str(path),
+    )

@@ -1,0 +1,349 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks (no network, no key).
+
+`LoopbackServer` answers `/v1/chat/completions` with proper `chat.completion` JSON and usage,
+after a configurable latency, with pluggable replies and injected faults (429 with Retry-After,
+500, a hang past the client timeout, a malformed body, 401), and counts what it received.
+Run it in a thread (`with LoopbackServer() as server:`) or as a process:
+`python -m masksql_pipe.testing --port 0 --latency 0.05` prints its base URL on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+Reply = Callable[[list[dict[str, Any]]], str]
+
+FAULTS = ("429", "500", "hang", "malformed", "401")
+"""Fault names; "ok" (or None) in a schedule means answer normally."""
+
+
+def echo_reply(messages: list[dict[str, Any]]) -> str:
+    """Default reply: the last user message."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+def prompt_id(messages: list[dict[str, Any]]) -> str:
+    """The identity of a prompt for the counters: its messages as canonical JSON."""
+    return orjson.dumps(messages, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _estimate(text: str) -> int:
+    return len(text) // 4
+
+
+class LoopbackServer:
+    """OpenAI-compatible chat server on 127.0.0.1 in a background thread with its own loop.
+
+    Faults come from `faults` (a schedule: the n-th request gets `faults[n]`, "ok" or None for
+    a normal answer) or else from `fault_rate`: a seeded draw per (prompt, attempt) picks one of
+    `fault_kinds`, so the same prompt meets the same faults whatever the request order.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        reply: Reply | None = None,
+        faults: Sequence[str | None] | None = None,
+        fault_rate: float = 0.0,
+        fault_kinds: Sequence[str] = ("429", "500", "hang", "malformed"),
+        seed: int = 0,
+        retry_after: float = 0.05,
+        hang_seconds: float = 30.0,
+        api_key: str | None = None,
+    ) -> None:
+        for kind in [*(faults or []), *fault_kinds]:
+            if kind not in (*FAULTS, "ok", None):
+                raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.reply: Reply = reply or echo_reply
+        self.faults = list(faults) if faults is not None else None
+        self.fault_rate = fault_rate
+        self.fault_kinds = tuple(fault_kinds)
+        self.seed = seed
+        self.retry_after = retry_after
+        self.hang_seconds = hang_seconds
+        self.api_key = api_key
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._by_prompt: Counter[str] = Counter()
+        self._answered: Counter[str] = Counter()
+        self._faults_sent: Counter[str] = Counter()
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # ---- counters -------------------------------------------------------------------------
+    @property
+    def requests(self) -> int:
+        """Requests received on the chat endpoint, faults included."""
+        with self._lock:
+            return self._requests
+
+    def requests_by_prompt(self) -> Counter[str]:
+        """Requests received per distinct prompt (key: `prompt_id(messages)`)."""
+        with self._lock:
+            return Counter(self._by_prompt)
+
+    def answers_by_prompt(self) -> Counter[str]:
+        """Successful (200, well-formed) answers sent per distinct prompt."""
+        with self._lock:
+            return Counter(self._answered)
+
+    def faults_sent(self) -> Counter[str]:
+        """How many of each fault were injected."""
+        with self._lock:
+            return Counter(self._faults_sent)
+
+    def stats(self) -> dict[str, Any]:
+        """All counters as JSON-able data (also served at GET /_stats)."""
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "by_prompt": dict(self._by_prompt),
+                "answered": dict(self._answered),
+                "faults": dict(self._faults_sent),
+            }
+
+    def reset_counters(self) -> None:
+        """Zero every counter (the fault schedule position too)."""
+        with self._lock:
+            self._requests = 0
+            self._by_prompt.clear()
+            self._answered.clear()
+            self._faults_sent.clear()
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL, e.g. http://127.0.0.1:PORT/v1."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    # ---- request handling -----------------------------------------------------------------
+    def _pick_fault(self, number: int, pid: str, attempt: int) -> str | None:
+        if self.faults is not None:
+            fault = self.faults[number] if number < len(self.faults) else None
+            return None if fault == "ok" else fault
+        if self.fault_rate <= 0 or not self.fault_kinds:
+            return None
+        digest = hashlib.sha256(f"{self.seed}|{attempt}|{pid}".encode()).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        if draw >= self.fault_rate:
+            return None
+        return self.fault_kinds[int(draw / self.fault_rate * len(self.fault_kinds))]
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = orjson.loads(await request.read())
+            messages = body["messages"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return _error(400, "invalid_request_error", "body must be JSON with 'messages'")
+        pid = prompt_id(messages)
+        with self._lock:
+            number = self._requests
+            self._requests += 1
+            attempt = self._by_prompt[pid]
+            self._by_prompt[pid] += 1
+        authorized = self.api_key is None or (
+            request.headers.get("Authorization") == f"Bearer {self.api_key}"
+        )
+        fault = "401" if not authorized else self._pick_fault(number, pid, attempt)
+        if fault is not None:
+            with self._lock:
+                self._faults_sent[fault] += 1
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if fault == "401":
+            return _error(401, "invalid_api_key", "Incorrect API key provided.")
+        if fault == "429":
+            return _error(
+                429,
+                "rate_limit_exceeded",
+                "Rate limit reached.",
+                headers={"Retry-After": f"{self.retry_after:g}"},
+            )
+        if fault == "500":
+            return _error(500, "server_error", "The server had an error.")
+        if fault == "hang":
+            await asyncio.sleep(self.hang_seconds)
+        if fault == "malformed":
+            return web.Response(
+                body=b'{"id": "chatcmpl-broken", "choices": [', content_type="application/json"
+            )
+        text = self.reply(messages)
+        prompt_tokens = _estimate("".join(str(m.get("content", "")) for m in messages))
+        completion_tokens = _estimate(text)
+        payload = {
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "loopback"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        with self._lock:
+            self._answered[pid] += 1
+        return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.stats()), content_type="application/json")
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/_stats", self._stats)
+        return app
+
+    async def serve(self, sock: socket.socket | None = None) -> None:
+        """Start serving on the running loop (binds the port; sets `self.port`)."""
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._runner = web.AppRunner(
+            self._app(), access_log=None, shutdown_timeout=0.5, handler_cancellation=True
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock, backlog=1024).start()
+
+    async def shutdown(self) -> None:
+        """Stop serving (hanging requests are dropped)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ---- background thread ----------------------------------------------------------------
+    def start(self) -> LoopbackServer:
+        """Serve from a background thread; returns once the port accepts connections."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.serve())
+                self._stopped = asyncio.Event()
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_until_complete(self._stopped.wait())
+            loop.run_until_complete(self.shutdown())
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="loopback-server", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop the background server and join its thread (idempotent)."""
+        if self._thread is None or self._loop is None or self._stopped is None:
+            return
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> LoopbackServer:
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {"error": {"message": message, "type": code, "param": None, "code": code}}
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve in this process until SIGTERM/SIGINT; prints the base URL on stdout."""
+    parser = argparse.ArgumentParser(prog="python -m masksql_pipe.testing", description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--faults", default="429,500,hang,malformed", help="kinds for --fault-rate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hang-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    server = LoopbackServer(
+        port=args.port,
+        latency=args.latency,
+        fault_rate=args.fault_rate,
+        fault_kinds=[k for k in args.faults.split(",") if k],
+        seed=args.seed,
+        hang_seconds=args.hang_seconds,
+    )
+
+    async def run() -> None:
+        await server.serve()
+        print(server.base_url, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.shutdown()
+
+    asyncio.run(run())
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
