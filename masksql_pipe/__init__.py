@@ -1,0 +1,1 @@
+"""masksql-pipe: language-model experiments as numbered JSON file stages."""

@@ -1,0 +1,359 @@
+"""Command line: ``python main.py --data DIR`` runs a pipeline; subcommands inspect and compare."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import InputError, PipeError
+from .files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
+from .pipeline import Pipeline, StageInterrupted
+from .transformer import ERROR_KEY, RunOptions
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Run language-model experiments over a dataset as numbered JSON file stages.",
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DataOpt = Annotated[
+    Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")
+]
+PipelineOpt = Annotated[
+    str, typer.Option("--pipeline", "-p", help="Pipeline name or module path (see `pipelines`).")
+]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Config overrides as dotted.key=value (value parsed as JSON if it can)."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML or JSON file replacing the default config.")
+]
+ModelsOpt = Annotated[
+    Path | None,
+    typer.Option("--models", help="Model settings file (YAML/JSON); default models.yaml if present."),
+]
+
+COMMANDS = {
+    "run",
+    "status",
+    "show",
+    "pipelines",
+    "models",
+    "history",
+    "summarize",
+    "format",
+    "compare",
+    "rerun",
+    "report",
+}
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-line error and return the Exit to raise."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _input_file(data: Path) -> Path:
+    if not data.exists():
+        raise InputError(f"{data}: data folder not found")
+    if not data.is_dir():
+        raise InputError(f"{data}: not a folder; --data takes the dataset folder")
+    path = data / "1_input.json"
+    if not path.is_file():
+        raise InputError(f"{path}: file not found (every dataset folder starts with 1_input.json)")
+    return path
+
+
+def build_run(
+    data: Path,
+    pipeline: str,
+    overrides: list[str] | None,
+    config: Path | None,
+    models: Path | None,
+    options: RunOptions,
+) -> tuple[Any, Pipeline]:
+    """Configure the named experiment pipeline and turn it into an engine Pipeline."""
+    from .experiment.config import load_config_file, parse_overrides
+    from .experiment.functions import function_stage
+    from .experiment.pipeline import load_pipeline
+    from .lm.registry import ModelRegistry
+
+    cls = load_pipeline(pipeline)
+    replacement = load_config_file(config) if config else None
+    patch = parse_overrides(list(overrides or []))
+    if models is None and Path("models.yaml").is_file():
+        models = Path("models.yaml")
+    registry = ModelRegistry.from_environment(config_file=models, env_file=Path(".env"))
+    options.registry = registry
+    experiment = cls(registry, replacement, patch)
+    experiment.data_dir = data
+    experiment.options = options
+    spec = experiment.stages()
+    return experiment, Pipeline(spec, options, adapt=function_stage)
+
+
+def _run(
+    data: Path,
+    pipeline: str,
+    overrides: list[str] | None,
+    config: Path | None,
+    models: Path | None,
+    options: RunOptions,
+    max_errors: int,
+    argv: list[str],
+) -> None:
+    from .experiment.runlog import RunLogger
+
+    input_file = _input_file(data)
+    experiment, engine = build_run(data, pipeline, overrides, config, models, options)
+    logger = RunLogger(data, pipeline, experiment, argv)
+    err.print(f"pipeline [bold]{pipeline}[/bold] on {input_file}", highlight=False)
+    describe = getattr(experiment, "describe", None)
+    if callable(describe):
+        err.print(describe(), highlight=False)
+
+    async def go() -> Path:
+        try:
+            return await engine.run(input_file)
+        finally:
+            close = getattr(options.registry, "aclose", None)
+            if close is not None:
+                await close()
+
+    try:
+        last = asyncio.run(go())
+    except StageInterrupted as exc:
+        logger.write(engine, None, interrupted=str(exc))
+        raise fail(str(exc), 130) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; run the same command again to resume", 130) from None
+    record = logger.write(engine, last)
+    _print_stage_table(engine)
+    experiment.report(last, out)
+    errors = engine.total_errors
+    err.print(f"run log {record['id']} written; `python main.py summarize latest --data {data}`")
+    if errors > max_errors:
+        raise fail(
+            f"{errors} rows failed (see `python main.py status --data {data}`; "
+            "rerun with --retry-errors to try them again)",
+            1,
+        )
+
+
+def _print_stage_table(engine: Pipeline) -> None:
+    table = Table(title="Stages", title_justify="left")
+    for column in ("file", "status", "rows", "errors", "seconds"):
+        table.add_column(column, justify="right" if column in ("rows", "errors", "seconds") else "left")
+    for report in engine.reports:
+        table.add_row(
+            report.file,
+            report.status,
+            str(report.rows),
+            str(report.errors) if report.errors else "",
+            f"{report.duration:.2f}" if report.duration else "",
+        )
+    err.print(table)
+
+
+@app.command("run")
+def run_command(
+    data: DataOpt,
+    overrides: OverridesArg = None,
+    pipeline: PipelineOpt = "masksql",
+    config: ConfigOpt = None,
+    models: ModelsOpt = None,
+    from_number: Annotated[
+        int | None, typer.Option("--from", help="Rerun every stage after file number N.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="Rerun only the failed rows.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="Rows in flight per stage.", min=1)] = 16,
+    start: Annotated[int, typer.Option(help="First row kept by LimitJson.", min=0)] = 0,
+    limit: Annotated[
+        int | None, typer.Option(help="Rows kept by LimitJson (default: all).", min=0)
+    ] = None,
+    max_errors: Annotated[
+        int, typer.Option("--max-errors", help="Failed rows tolerated before exit code 1.")
+    ] = 0,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Send every prompt, ignoring cached answers.")
+    ] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Show progress.")
+    ] = None,
+) -> None:
+    """Run a pipeline over DIR/1_input.json, reusing every stage that is up to date."""
+    options = RunOptions(
+        concurrency=concurrency,
+        force=force,
+        from_number=from_number,
+        retry_errors=retry_errors,
+        no_cache=no_cache,
+        progress=progress,
+        start=start,
+        limit=limit,
+    )
+    _run(data, pipeline, overrides, config, models, options, max_errors, sys.argv[1:])
+
+
+@app.command("status")
+def status_command(
+    data: DataOpt,
+    overrides: OverridesArg = None,
+    pipeline: PipelineOpt = "masksql",
+    config: ConfigOpt = None,
+    models: ModelsOpt = None,
+) -> None:
+    """One line per stage file: rows, errors, up to date or stale (and why), usage."""
+    input_file = _input_file(data)
+    _, engine = build_run(data, pipeline, overrides, config, models, RunOptions())
+    table = Table(title=f"{pipeline} on {data}", title_justify="left")
+    for column in ("file", "rows", "errors", "state", "tokens", "latency s", "model calls"):
+        table.add_column(column)
+    input_rows = len(read_rows(input_file))
+    table.add_row(input_file.name, str(input_rows), "", "input", "", "", "")
+    planned = set()
+    for state in engine.states(input_file):
+        planned.add(state.output_path.name)
+        record = state.record or {}
+        known = state.status in ("up to date", "edited by hand", "stale")
+        rows = str(record.get("rows", "")) if known and record else ""
+        errors = str(record.get("errors") or "") if known else ""
+        label = state.status + (f": {state.reason}" if state.reason else "")
+        toks = record.get("total_toks")
+        latency = record.get("total_latency")
+        table.add_row(
+            state.output_path.name,
+            rows,
+            errors,
+            label,
+            "" if toks is None else str(toks),
+            "" if latency is None else f"{latency:.2f}",
+            _model_stats(record.get("stats") or {}),
+        )
+    for _, path in numbered_files(data):
+        if path.name not in planned and path != input_file:
+            table.add_row(path.name, "", "", "[yellow]not written by this pipeline[/yellow]", "", "", "")
+    out.print(table)
+
+
+def _model_stats(stats: dict[str, Any]) -> str:
+    if not stats.get("calls"):
+        return ""
+    parts = [f"{stats['calls']} calls"]
+    if stats.get("cache_hits"):
+        parts.append(f"{stats['cache_hits']} cached")
+    if "prompt_tokens" in stats:
+        parts.append(f"{stats['prompt_tokens']}+{stats.get('completion_tokens', 0)} toks")
+    if stats.get("latency_p50") is not None:
+        parts.append(f"p50 {stats['latency_p50']:.2f}s p95 {stats.get('latency_p95', 0):.2f}s")
+    if stats.get("retries"):
+        parts.append(f"{stats['retries']} retries")
+    return ", ".join(parts)
+
+
+def find_stage_file(data: Path, stage: str) -> Path:
+    """A numbered file by number (``5``) or stage name (``LinkSchema``, any case)."""
+    files = numbered_files(data)
+    if stage.isdigit():
+        matches = [path for numbered, path in files if numbered.number == int(stage)]
+    else:
+        matches = [
+            path for numbered, path in files if numbered.name.casefold() == stage.casefold()
+        ]
+    if not matches:
+        names = ", ".join(path.name for _, path in files) or "none"
+        raise InputError(f"{data}: no stage file {stage!r} (files: {names})")
+    if len(matches) > 1:
+        raise InputError(
+            f"{data}: {stage!r} matches {', '.join(p.name for p in matches)}; give the number"
+        )
+    return matches[0]
+
+
+@app.command("show")
+def show_command(
+    data: DataOpt,
+    stage: Annotated[str, typer.Argument(help="Stage file number or stage name.")],
+    row: Annotated[int, typer.Argument(help="Row index in that file.")] = 0,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="Only what this stage added or changed in the row.")
+    ] = False,
+) -> None:
+    """Print one row of a stage file, or with --diff what that stage changed in it."""
+    path = find_stage_file(data, stage)
+    rows = read_rows(path)
+    if not 0 <= row < len(rows):
+        raise InputError(f"{path}: no row {row} (the file has {len(rows)} rows)")
+    value: Any = rows[row]
+    if diff:
+        number = parse_stage_file(path).number
+        before_files = [p for n, p in numbered_files(data) if n.number == number - 1]
+        if not before_files:
+            raise InputError(f"{path}: no file numbered {number - 1} to compare with")
+        before_rows = read_rows(before_files[0])
+        before = before_rows[row] if row < len(before_rows) else {}
+        value = row_diff(before, rows[row])
+    out.print_json(orjson.dumps(value).decode(), ensure_ascii=False)
+    if ERROR_KEY in rows[row]:
+        failure = rows[row][ERROR_KEY]
+        err.print(
+            f"[red]row {row} failed in stage {failure.get('stage')}:[/red] "
+            f"{failure.get('type')}: {failure.get('message')}",
+            highlight=False,
+        )
+
+
+def row_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Fields a stage added, changed (before and after) or removed in one row."""
+    added = {k: v for k, v in after.items() if k not in before}
+    changed = {
+        k: {"before": before[k], "after": v} for k, v in after.items() if k in before and before[k] != v
+    }
+    removed = [k for k in before if k not in after]
+    result: dict[str, Any] = {"added": added, "changed": changed}
+    if removed:
+        result["removed"] = removed
+    return result
+
+
+def _bookkeeping_note() -> str:
+    return f"bookkeeping lives in DIR/{BOOKKEEPING_DIR}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: a bare ``--data DIR`` means ``run --data DIR``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h"):
+        args.insert(0, "run")
+    try:
+        app(args=args, prog_name="python main.py", standalone_mode=False)
+    except PipeError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("[red]error:[/red] interrupted; run the same command again to resume")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

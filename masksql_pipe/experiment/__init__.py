@@ -1,0 +1,1 @@
+"""GoTaglio-style experiment layer: configurable pipelines, run logs, reports."""

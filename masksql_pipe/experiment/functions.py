@@ -1,0 +1,73 @@
+"""Plain async functions ``f(context)`` as DAG nodes, run as numbered file stages.
+
+A function sees ``{"case": row, "stages": results of earlier function nodes, "metadata": ...}``
+and its return value is stored on the row under ``stages.<node name>``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import SpecError
+from ..transformer import JsonListTransformer
+
+StageFunction = Callable[[dict[str, Any]], Awaitable[Any]]
+
+RESULTS_KEY = "stages"
+SECONDS_KEY = "stage_seconds"
+
+
+class FunctionStage(JsonListTransformer):
+    """Runs one async function per row and records its return value under ``stages.<name>``."""
+
+    def __init__(
+        self, name: str, function: StageFunction, inputs: list[str], metadata: dict | None = None
+    ) -> None:
+        if not inspect.iscoroutinefunction(function):
+            raise SpecError(f"DAG node {name!r}: function must be an async def f(context)")
+        self.function = function
+        self.inputs = inputs
+        self.metadata = metadata or {}
+        self.name = name
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        # closures built in stages() capture config; their values are in metadata
+        return {"metadata": self.metadata}
+
+    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        results = dict(row.get(RESULTS_KEY) or {})
+        missing = [name for name in self.inputs if name not in results]
+        if missing:
+            raise KeyError(f"inputs {', '.join(missing)} have no result for this case")
+        context = {
+            "case": {k: v for k, v in row.items() if k not in (RESULTS_KEY, SECONDS_KEY)},
+            "stages": results,
+            "metadata": {**self.metadata, "stage": self.name},
+        }
+        started = time.perf_counter()
+        value = await self.function(context)
+        elapsed = time.perf_counter() - started
+        if _is_completion(value):
+            row["total_toks"] = int(row.get("total_toks", 0)) + value.prompt_tokens + value.completion_tokens
+            row["total_latency"] = float(row.get("total_latency", 0.0)) + value.latency
+            value = value.text
+        results[self.name] = value
+        row[RESULTS_KEY] = results
+        row[SECONDS_KEY] = {**(row.get(SECONDS_KEY) or {}), self.name: round(elapsed, 6)}
+        return row
+
+
+def _is_completion(value: Any) -> bool:
+    return all(hasattr(value, a) for a in ("text", "prompt_tokens", "completion_tokens", "latency"))
+
+
+def function_stage(name: str, function: Any, inputs: list[str]) -> JsonListTransformer:
+    """Adapter for ``Pipeline(..., adapt=function_stage)``: wraps async functions as stages."""
+    if isinstance(function, JsonListTransformer):
+        return function
+    if not callable(function):
+        raise SpecError(f"DAG node {name!r}: function is a {type(function).__name__}, not callable")
+    return FunctionStage(name, function, inputs)

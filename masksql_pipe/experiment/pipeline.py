@@ -1,0 +1,110 @@
+"""Experiment pipelines (GoTaglio style): a named, configurable recipe that yields stages.
+
+Subclass ``Pipeline``, build a default configuration in ``__init__`` and return stages from
+``stages()``. Expensive set-up (models, templates) belongs at the start of ``stages()`` so a
+typo is reported before any row runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from ..transformer import RunOptions
+from .config import resolve_config
+
+
+class Pipeline(ABC):
+    """Base class of experiment pipelines: configuration plus a ``stages()`` recipe."""
+
+    _name: ClassVar[str] = ""
+    _description: ClassVar[str] = ""
+
+    _registry: Any = None
+    data_dir: Path | None = None
+    """Set by the runtime before ``stages()``: the dataset folder of this run."""
+    options: RunOptions | None = None
+    """Set by the runtime before ``stages()``: the run's options (start, limit ...)."""
+
+    def __init__(
+        self,
+        default_config: dict[str, Any],
+        replacement_config: dict[str, Any] | None = None,
+        flat_config_patch: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._config = resolve_config(default_config, replacement_config, dict(flat_config_patch or {}))
+
+    def config(self) -> dict[str, Any]:
+        """The configuration after replacement and dotted overrides."""
+        return self._config
+
+    @abstractmethod
+    def stages(self) -> Sequence[Any] | Mapping[str, Any]:
+        """Stages as a list, a dict ``{name: stage}`` (linear) or a list of DAG nodes."""
+
+    def case_id(self, row: dict[str, Any], index: int) -> str:
+        """Identifier of a case in run logs and comparisons."""
+        for key in ("id", "case_id", "question_id"):
+            if key in row:
+                return str(row[key])
+        return str(index)
+
+    def case_passed(self, row: dict[str, Any]) -> bool | None:
+        """Whether a complete case passed; None when this pipeline cannot judge it."""
+        return None
+
+    def case_result(self, row: dict[str, Any]) -> Any:
+        """The part of a finished row worth showing in reports."""
+        return None
+
+    def report(self, last_file: Path, console: Any) -> None:  # noqa: B027 - optional hook
+        """Print pipeline-specific results after a run (e.g. an accuracy table)."""
+
+
+def builtin_pipelines() -> dict[str, str]:
+    """Names of the pipelines that ship with the package, mapped to their import paths."""
+    return {
+        "masksql": "stages.pipeline:MaskSqlPipeline",
+        "simple": "masksql_pipe.experiment.samples.simple:SimplePipeline",
+        "dag": "masksql_pipe.experiment.samples.dag:DagPipeline",
+    }
+
+
+def load_pipeline(name: str) -> type[Pipeline]:
+    """A pipeline class by built-in name or import path (``package.module:Class`` or module)."""
+    target = builtin_pipelines().get(name, name)
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            known = ", ".join(builtin_pipelines())
+            raise ConfigError(
+                f"unknown pipeline {name!r}: use one of {known} or an importable "
+                "module path such as mypkg.mypipeline:MyPipeline"
+            ) from None
+        raise
+    if attr:
+        found = getattr(module, attr, None)
+        if found is None:
+            raise ConfigError(f"pipeline {name!r}: module {module_name} has no {attr!r}")
+        candidates = [found]
+    else:
+        candidates = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type) and issubclass(value, Pipeline) and value is not Pipeline
+            and value.__module__ == module.__name__
+        ]
+    if len(candidates) != 1 or not (
+        isinstance(candidates[0], type) and issubclass(candidates[0], Pipeline)
+    ):
+        raise ConfigError(
+            f"pipeline {name!r}: expected exactly one Pipeline subclass in {module_name}; "
+            "name it as module:Class"
+        )
+    return candidates[0]

@@ -1,0 +1,139 @@
+"""Run logs: one JSON record per run, enough to repeat, summarize and compare it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..files import BOOKKEEPING_DIR, read_json, read_rows, write_json
+from ..pipeline import Pipeline as Engine
+from ..transformer import ERROR_KEY
+from .config import redact, to_jsonable
+
+
+def runs_dir(data_dir: Path) -> Path:
+    """Folder of a dataset's run logs."""
+    return data_dir / BOOKKEEPING_DIR / "runs"
+
+
+def git_commit() -> str | None:
+    """Commit of the code that ran, when it runs from a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+class RunLogger:
+    """Collects what one run did and writes it to ``DIR/.masksql_pipe/runs/<id>.json``."""
+
+    def __init__(self, data_dir: Path, pipeline: str, experiment: Any, argv: list[str]) -> None:
+        self.data_dir = data_dir
+        self.pipeline = pipeline
+        self.experiment = experiment
+        self.argv = [_redact_arg(arg) for arg in argv]
+        now = datetime.now(UTC)
+        self.created = now.isoformat(timespec="seconds")
+        self.id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+    def write(self, engine: Engine, last: Path | None, interrupted: str | None = None) -> dict:
+        """Build the record from the engine's reports and the last file's rows; save it."""
+        tracebacks = {
+            report.name: {row: text for row, text in engine.tracebacks.get(
+                Path(report.file).stem, []
+            )}
+            for report in engine.reports
+        }
+        cases = []
+        if last is not None:
+            for index, row in enumerate(read_rows(last)):
+                cases.append(self._case(index, row, tracebacks))
+        complete = [c for c in cases if c["status"] == "complete"]
+        record = {
+            "id": self.id,
+            "created": self.created,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_commit": git_commit(),
+            "pipeline": self.pipeline,
+            "data_dir": str(self.data_dir.resolve()),
+            "argv": self.argv,
+            "config": redact(to_jsonable(self.experiment.config())),
+            "stages": [report.to_dict() for report in engine.reports],
+            "cases": cases,
+            "totals": {
+                "cases": len(cases),
+                "complete": len(complete),
+                "error": len(cases) - len(complete),
+                "passed": sum(1 for c in complete if c["passed"] is True),
+                "failed": sum(1 for c in complete if c["passed"] is False),
+                "total_toks": sum(c["total_toks"] for c in cases),
+                "total_latency": round(sum(c["total_latency"] for c in cases), 4),
+            },
+        }
+        if interrupted:
+            record["interrupted"] = interrupted
+        write_json(runs_dir(self.data_dir) / f"{self.id}.json", record)
+        return record
+
+    def _case(self, index: int, row: dict[str, Any], tracebacks: dict) -> dict[str, Any]:
+        failure = row.get(ERROR_KEY)
+        error = None
+        if failure:
+            error = dict(failure)
+            error["traceback"] = tracebacks.get(failure.get("stage"), {}).get(index, "")
+        return {
+            "index": index,
+            "id": self.experiment.case_id(row, index),
+            "status": "error" if failure else "complete",
+            "passed": None if failure else self.experiment.case_passed(row),
+            "error": error,
+            "total_toks": int(row.get("total_toks") or 0),
+            "total_latency": float(row.get("total_latency") or 0.0),
+            "result": None if failure else self.experiment.case_result(row),
+        }
+
+
+def _redact_arg(arg: str) -> str:
+    key, sep, _ = arg.partition("=")
+    lowered = key.lower()
+    if sep and any(word in lowered for word in ("key", "token", "secret", "password")):
+        return f"{key}=***"
+    return arg
+
+
+def list_runs(data_dir: Path) -> list[dict[str, Any]]:
+    """All run records of a dataset, oldest first."""
+    folder = runs_dir(data_dir)
+    if not folder.is_dir():
+        return []
+    records = [read_json(path) for path in sorted(folder.glob("*.json"))]
+    return [r for r in records if isinstance(r, dict) and "id" in r]
+
+
+def load_run(data_dir: Path, ref: str) -> dict[str, Any]:
+    """A run by id, unique id prefix, or ``latest``; a clear error otherwise."""
+    runs = list_runs(data_dir)
+    if not runs:
+        raise InputError(f"{runs_dir(data_dir)}: no runs recorded yet")
+    if ref == "latest":
+        return runs[-1]
+    matches = [run for run in runs if run["id"].startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InputError(f"no run {ref!r} in {runs_dir(data_dir)} (see `history`)")
+    raise InputError(f"run id prefix {ref!r} is ambiguous: {', '.join(m['id'] for m in matches)}")
+
+

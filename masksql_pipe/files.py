@@ -1,0 +1,234 @@
+"""Numbered stage files: names, reading with clear errors, atomic writing, and digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import InputError
+
+BOOKKEEPING_DIR = ".masksql_pipe"
+"""Hidden folder inside the data folder that holds fingerprints, journals, logs and caches."""
+
+_NUMBERED = re.compile(r"^(\d+)_(.+)\.json$")
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+"""Mode of written files: what a plain open() would give under the user's umask."""
+
+JSON_OPTIONS = orjson.OPT_INDENT_2
+"""Output format: 2-space indent, UTF-8 with non-ASCII unescaped, keys in insertion order."""
+
+
+@dataclass(frozen=True)
+class StageFile:
+    """A parsed numbered file name such as ``3_RankSchemaItems.json``."""
+
+    number: int
+    name: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.number}_{self.name}.json"
+
+    @property
+    def stem(self) -> str:
+        return f"{self.number}_{self.name}"
+
+    def next(self, name: str) -> StageFile:
+        """The file a stage called ``name`` writes after reading this one."""
+        return StageFile(self.number + 1, name)
+
+
+def parse_stage_file(path: Path | str) -> StageFile:
+    """Split ``N_name.json`` into number and name; anything else is an InputError."""
+    name = Path(path).name
+    match = _NUMBERED.match(name)
+    if not match:
+        raise InputError(
+            f"{path}: not a numbered stage file; expected a name like '1_input.json' (N_name.json)"
+        )
+    return StageFile(int(match.group(1)), match.group(2))
+
+
+def check_stage_name(name: str) -> str:
+    """Reject stage names that cannot be part of a file name."""
+    if not isinstance(name, str) or not _STAGE_NAME.match(name):
+        raise InputError(
+            f"invalid stage name {name!r}: use letters, digits, '_', '.' or '-' "
+            "(it becomes part of the output file name)"
+        )
+    return name
+
+
+def numbered_files(folder: Path) -> list[tuple[StageFile, Path]]:
+    """The numbered JSON files in ``folder``, sorted by number then name."""
+    found = []
+    for entry in folder.iterdir():
+        match = _NUMBERED.match(entry.name)
+        if match and entry.is_file():
+            found.append((StageFile(int(match.group(1)), match.group(2)), entry))
+    found.sort(key=lambda item: (item[0].number, item[0].name))
+    return found
+
+
+def bookkeeping_dir(data_dir: Path) -> Path:
+    """The hidden bookkeeping folder of a data folder (created on demand)."""
+    path = data_dir / BOOKKEEPING_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read a file, turning a missing or unreadable file into a one-line InputError."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, expected a JSON file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def parse_rows(data: bytes, path: Path | str) -> list[dict[str, Any]]:
+    """Parse a JSON list of objects, naming the file, line, column or row index on error."""
+    try:
+        rows = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(rows, list):
+        raise InputError(
+            f"{path}: top level is a JSON {_json_type(rows)}, expected a list of row objects"
+        )
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError(
+                f"{path}: row {index} is a JSON {_json_type(row)}, expected an object"
+            )
+    return rows
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Read a stage file as a list of row objects (see ``parse_rows``)."""
+    return parse_rows(read_bytes(path), path)
+
+
+def dump_rows(rows: list[dict[str, Any]]) -> bytes:
+    """Serialize rows in the file-contract format, with a trailing newline."""
+    return orjson.dumps(rows, option=JSON_OPTIONS) + b"\n"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to a temp file beside ``path``, fsync it, then rename over ``path``.
+
+    A crash leaves either the old file or the new one, never a truncated file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write any JSON-able object in the file-contract format."""
+    write_atomic(path, orjson.dumps(obj, option=JSON_OPTIONS) + b"\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read a bookkeeping JSON file; returns None when it is missing or unreadable."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def digest(data: bytes) -> str:
+    """Content digest used to tell whether a file changed."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What we remember of a file: size, modification time and content digest."""
+
+    size: int
+    mtime_ns: int
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "mtime_ns": self.mtime_ns, "digest": self.digest}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FileState | None:
+        try:
+            return cls(int(data["size"]), int(data["mtime_ns"]), str(data["digest"]))
+        except (TypeError, KeyError, ValueError):
+            return None
+
+    @classmethod
+    def of_bytes(cls, path: Path, data: bytes) -> FileState:
+        """State of a file whose bytes we already hold (avoids reading it twice)."""
+        stat = path.stat()
+        return cls(stat.st_size, stat.st_mtime_ns, digest(data))
+
+
+def current_digest(path: Path, known: FileState | None) -> str | None:
+    """Digest of ``path`` now, reusing ``known`` when size and mtime are unchanged (as git does).
+
+    Returns None when the file does not exist.
+    """
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    if known and known.size == stat.st_size and known.mtime_ns == stat.st_mtime_ns:
+        return known.digest
+    return digest(path.read_bytes())
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"

@@ -1,0 +1,343 @@
+"""Pipeline: runs ordered stages over numbered files, skipping what is up to date, resuming the rest.
+
+A stage output is up to date when its recorded fingerprint and input digest both still match.
+An output edited by hand is kept (and makes the later stages stale); a stage interrupted midway
+resumes from its row journal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .dag import NodeAdapter, build_stages
+from .errors import InputError, SpecError
+from .files import (
+    BOOKKEEPING_DIR,
+    FileState,
+    bookkeeping_dir,
+    current_digest,
+    dump_rows,
+    parse_rows,
+    parse_stage_file,
+    read_bytes,
+    read_json,
+    read_rows,
+    write_atomic,
+    write_json,
+)
+from .journal import RowJournal
+from .progress import show_progress
+from .transformer import ERROR_KEY, JsonListTransformer, RowCounter, RunOptions, StageRun
+
+MAX_TRACEBACKS = 50
+
+
+@dataclass
+class StageState:
+    """Whether a stage's output can be reused, and why not."""
+
+    key: str
+    output_path: Path
+    status: str
+    """One of: up to date, edited by hand, stale, missing, partial."""
+    reason: str = ""
+    record: dict[str, Any] | None = None
+
+    @property
+    def reusable(self) -> bool:
+        return self.status in ("up to date", "edited by hand")
+
+
+@dataclass
+class StageReport:
+    """What happened to one stage in a run."""
+
+    index: int
+    name: str
+    file: str
+    status: str
+    rows: int = 0
+    errors: int = 0
+    duration: float = 0.0
+    resumed_rows: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "file": self.file,
+            "status": self.status,
+            "rows": self.rows,
+            "errors": self.errors,
+            "duration": round(self.duration, 4),
+            "resumed_rows": self.resumed_rows,
+            "stats": self.stats,
+        }
+
+
+class StageInterrupted(Exception):
+    """Raised (wrapping Ctrl-C or cancellation) to say where a run stopped and what was kept."""
+
+    def __init__(self, key: str, done: int, total: int) -> None:
+        super().__init__(
+            f"interrupted in stage {key} with {done}/{total} rows kept; "
+            "run the same command again to resume"
+        )
+        self.key = key
+
+
+class Pipeline:
+    """An ordered chain of stages over numbered JSON files (the MaskSQL framework's Pipeline)."""
+
+    def __init__(
+        self,
+        stages: Sequence[Any] | Mapping[str, Any],
+        options: RunOptions | None = None,
+        *,
+        adapt: NodeAdapter | None = None,
+        log: TextIO | None = None,
+    ) -> None:
+        self.stages: list[JsonListTransformer] = build_stages(stages, adapt)
+        self.options = options or RunOptions()
+        self.log = log if log is not None else sys.stderr
+        self.reports: list[StageReport] = []
+        self.tracebacks: dict[str, list[tuple[int | None, str]]] = {}
+
+    def plan(self, input_file: Path | str) -> list[tuple[JsonListTransformer, Path, Path]]:
+        """(stage, input path, output path) for every stage, checking names do not collide."""
+        current = Path(input_file)
+        numbered = parse_stage_file(current)
+        folder = current.parent
+        planned = []
+        seen: dict[str, str] = {}
+        for stage in self.stages:
+            out = numbered.next(stage.name)
+            key = out.filename.casefold()
+            if key in seen or out.filename == current.name:
+                raise SpecError(
+                    f"stages {seen.get(key, 'input')!r} and {stage.name!r} would both write "
+                    f"{folder / out.filename}"
+                )
+            seen[key] = stage.name
+            out_path = folder / out.filename
+            planned.append((stage, current, out_path))
+            current, numbered = out_path, out
+        return planned
+
+    def states(self, input_file: Path | str) -> list[StageState]:
+        """The reuse state of every stage's output, without running anything."""
+        states = []
+        for stage, in_path, out_path in self.plan(input_file):
+            states.append(self._state(stage, in_path, out_path))
+        return states
+
+    async def run(self, input_file: Path | str) -> Path:
+        """Run every stage that is not up to date; return the last file's path."""
+        input_path = Path(input_file)
+        folder = input_path.parent
+        if not folder.is_dir():
+            raise InputError(f"{folder}: data folder not found")
+        if not input_path.is_file():
+            raise InputError(f"{input_path}: file not found")
+        planned = self.plan(input_path)
+        book = bookkeeping_dir(folder)
+        self.reports = []
+        last = input_path
+        for stage, in_path, out_path in planned:
+            forced = self.options.force or (
+                self.options.from_number is not None
+                and parse_stage_file(out_path).number > self.options.from_number
+            )
+            report = await self._run_stage(stage, in_path, out_path, book, forced)
+            report.index = parse_stage_file(out_path).number
+            self.reports.append(report)
+            last = out_path
+        return last
+
+    @property
+    def total_errors(self) -> int:
+        """Rows that failed in the stages of the last run."""
+        return sum(report.errors for report in self.reports)
+
+    # -- one stage ---------------------------------------------------------------------------
+
+    def _state(self, stage: JsonListTransformer, in_path: Path, out_path: Path) -> StageState:
+        key = out_path.stem
+        book = in_path.parent / BOOKKEEPING_DIR
+        record = read_json(book / "stages" / f"{key}.json")
+        journal = book / "journal" / f"{key}.jsonl"
+        if not out_path.exists():
+            if journal.exists():
+                return StageState(key, out_path, "partial", "interrupted; rows journaled", record)
+            return StageState(key, out_path, "missing", "not run yet", record)
+        if not isinstance(record, dict):
+            return StageState(key, out_path, "stale", "no record of how it was made", record)
+        if record.get("fingerprint") != stage.fingerprint():
+            return StageState(key, out_path, "stale", "stage code or parameters changed", record)
+        in_known = FileState.from_dict(record.get("input"))
+        if current_digest(in_path, in_known) != (in_known.digest if in_known else None):
+            return StageState(key, out_path, "stale", f"input {in_path.name} changed", record)
+        out_known = FileState.from_dict(record.get("output"))
+        if current_digest(out_path, out_known) != (out_known.digest if out_known else None):
+            return StageState(key, out_path, "edited by hand", "kept; later stages rerun", record)
+        return StageState(key, out_path, "up to date", "", record)
+
+    async def _run_stage(
+        self,
+        stage: JsonListTransformer,
+        in_path: Path,
+        out_path: Path,
+        book: Path,
+        forced: bool,
+    ) -> StageReport:
+        key = out_path.stem
+        state = self._state(stage, in_path, out_path)
+        record = state.record or {}
+        retry = (
+            self.options.retry_errors and state.reusable and int(record.get("errors", 0)) > 0
+        )
+        if state.reusable and not forced and not retry:
+            self._say(f"{key}: {state.status}, skipped")
+            return StageReport(
+                0,
+                stage.name,
+                out_path.name,
+                state.status,
+                rows=int(record.get("rows", 0)),
+                errors=int(record.get("errors", 0)),
+                stats=dict(record.get("stats", {})),
+            )
+
+        started = time.monotonic()
+        raw = read_bytes(in_path)
+        rows = parse_rows(raw, in_path)
+        in_state = FileState.of_bytes(in_path, raw)
+        del raw
+        fingerprint = stage.fingerprint()
+        journal = RowJournal(
+            book / "journal" / f"{key}.jsonl",
+            {"stage": key, "fingerprint": fingerprint, "input": in_state.digest},
+        )
+
+        done: dict[int, dict[str, Any]] = {}
+        status = "ran"
+        if retry:
+            previous = read_rows(out_path)
+            if len(previous) == len(rows):
+                done = {
+                    i: row
+                    for i, row in enumerate(previous)
+                    if row.get(ERROR_KEY, {}).get("stage") != stage.name
+                }
+                status = "retried errors"
+        elif not forced:
+            done = journal.load()
+            done = {i: row for i, row in done.items() if i < len(rows)}
+            if done:
+                status = "resumed"
+        todo = [i for i in range(len(rows)) if i not in done]
+        resumed = len(done) if status == "resumed" else 0
+        if status != "ran":
+            self._say(f"{key}: {status}, {len(todo)} of {len(rows)} rows to process")
+
+        stage.stats = {}
+        stage._tracebacks.clear()
+        run = StageRun(in_path.parent, book, key, in_path, out_path, self.options)
+        counter = RowCounter(total=len(todo))
+        results: dict[int, dict[str, Any]] = done
+
+        def on_done(index: int, row: dict[str, Any]) -> None:
+            journal.append(index, row)
+            results[index] = row
+
+        await stage.setup(run)
+        try:
+            journal.open(keep=status == "resumed")
+            try:
+                async with show_progress(key, counter, self.options.progress, self.log):
+                    await stage.process_rows(
+                        rows, todo, on_done, counter, self.options.concurrency
+                    )
+            except BaseException as exc:
+                journal.close()
+                if isinstance(exc, Exception):
+                    raise
+                raise StageInterrupted(key, len(results), len(rows)) from exc
+        finally:
+            await stage.teardown()
+
+        output = [results[i] for i in range(len(rows)) if i in results]  # filters drop rows
+        del rows
+        data = dump_rows(output)
+        write_atomic(out_path, data)
+        out_state = FileState.of_bytes(out_path, data)
+        del data
+        errors = sum(
+            1 for row in output if row.get(ERROR_KEY, {}).get("stage") == stage.name
+        )
+        total_toks, total_latency = _usage_totals(output)
+        duration = time.monotonic() - started
+        self.tracebacks[key] = stage._tracebacks[:MAX_TRACEBACKS]
+        write_json(
+            book / "stages" / f"{key}.json",
+            {
+                "stage": stage.name,
+                "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
+                "fingerprint": fingerprint,
+                "params": stage.describe_params(),
+                "input": {"file": in_path.name, **in_state.to_dict()},
+                "output": {"file": out_path.name, **out_state.to_dict()},
+                "rows": len(output),
+                "errors": errors,
+                "failed_earlier": sum(1 for row in output if ERROR_KEY in row) - errors,
+                "total_toks": total_toks,
+                "total_latency": total_latency,
+                "duration": round(duration, 4),
+                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                "stats": stage.stats,
+                "tracebacks": [
+                    {"row": row, "traceback": text} for row, text in self.tracebacks[key]
+                ],
+            },
+        )
+        journal.remove()
+        note = f", {errors} failed" if errors else ""
+        self._say(f"{key}: {len(output)} rows in {duration:.2f}s{note}")
+        return StageReport(
+            0,
+            stage.name,
+            out_path.name,
+            status,
+            rows=len(output),
+            errors=errors,
+            duration=duration,
+            resumed_rows=resumed,
+            stats=dict(stage.stats),
+        )
+
+    def _say(self, message: str) -> None:
+        if self.log is not None and self.options.progress is not False:
+            print(message, file=self.log, flush=True)
+
+
+def _usage_totals(rows: list[dict[str, Any]]) -> tuple[int | None, float | None]:
+    """Sum of total_toks and total_latency over rows that carry them (None when none do)."""
+    toks = 0
+    latency = 0.0
+    seen = False
+    for row in rows:
+        value = row.get("total_toks")
+        if isinstance(value, int | float):
+            toks += int(value)
+            seen = True
+        value = row.get("total_latency")
+        if isinstance(value, int | float):
+            latency += float(value)
+    return (toks, round(latency, 4)) if seen else (None, None)

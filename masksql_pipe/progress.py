@@ -1,0 +1,96 @@
+"""Stage progress: a rich progress bar on a terminal, plain periodic lines elsewhere.
+
+Rows only bump counters; a timer task renders them, so progress costs nothing per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from .transformer import RowCounter
+
+PLAIN_INTERVAL = 10.0
+"""Seconds between plain progress lines when not on a terminal."""
+
+
+def _rate(done: int, elapsed: float) -> str:
+    return f"{done / elapsed:.1f} rows/s" if elapsed > 0 else "-"
+
+
+@contextlib.asynccontextmanager
+async def show_progress(
+    label: str, counter: RowCounter, enabled: bool | None, stream: TextIO | None = None
+) -> AsyncIterator[None]:
+    """Display ``counter`` while the body runs: a bar on a TTY, lines otherwise, or nothing."""
+    stream = stream or sys.stderr
+    if enabled is False or counter.total == 0:
+        yield
+        return
+    tty = stream.isatty() if enabled is None else enabled and stream.isatty()
+    started = time.monotonic()
+    if tty:
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            TextColumn("[red]{task.fields[errors]}"),
+            console=Console(file=stream),
+            auto_refresh=False,
+            transient=True,
+        )
+        task = progress.add_task(label, total=counter.total, rate="", errors="")
+
+        def render() -> None:
+            errors = f"{counter.errors} errors" if counter.errors else ""
+            rate = _rate(counter.done, time.monotonic() - started)
+            progress.update(task, completed=counter.done, rate=rate, errors=errors)
+            progress.refresh()
+
+        interval = 0.1
+        progress.start()
+    else:
+        progress = None
+
+        def render() -> None:
+            elapsed = time.monotonic() - started
+            left = counter.total - counter.done
+            eta = f"{left / (counter.done / elapsed):.0f}s" if counter.done and elapsed else "-"
+            print(
+                f"  {label}: {counter.done}/{counter.total} rows, {_rate(counter.done, elapsed)},"
+                f" ETA {eta}, {counter.errors} errors",
+                file=stream,
+                flush=True,
+            )
+
+        interval = PLAIN_INTERVAL
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            render()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        if progress is not None:
+            progress.stop()
