@@ -52,6 +52,10 @@ class Model(ABC):
 
     name: str
     offline: bool = False
+    uses_oracle: bool = False
+    """True when answers draw on the stage's oracle text (so the stage computes it)."""
+    needs_oracle: bool = False
+    """True when the model cannot answer without an oracle text (stage must define `_oracle`)."""
 
     @abstractmethod
     def settings(self) -> dict[str, Any]:

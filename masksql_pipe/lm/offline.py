@@ -53,6 +53,9 @@ class OfflineModel(Model):
 class OracleModel(OfflineModel):
     """Answers exactly the oracle text the stage computed from the row's gold data."""
 
+    uses_oracle = True
+    needs_oracle = True
+
     def __init__(self, name: str = "oracle") -> None:
         super().__init__(name)
 
@@ -88,6 +91,7 @@ class FlakeyModel(OfflineModel):
     """
 
     GARBAGE = "@@garbage@@ lorem ipsum }{"
+    uses_oracle = True
 
     def __init__(self, name: str = "flakey", *, seed: int = 0) -> None:
         super().__init__(name)
