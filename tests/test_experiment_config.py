@@ -17,6 +17,7 @@ from masksql_pipe.experiment.config import (
     from_jsonable,
     get_dotted,
     load_config_file,
+    loggable,
     missing_internal,
     parse_overrides,
     redact,
@@ -397,3 +398,26 @@ def test_redact_removes_secrets_at_any_depth() -> None:
 def test_redact_keeps_look_alike_names() -> None:
     data = {"primary_keys": [1, 2], "tokenizer": "cl100k", "keyword": "x", "total_toks": 5}
     assert redact(data) == data
+
+
+def test_redact_argument_lists_and_key_shaped_text() -> None:
+    argv = ["run", "--api-key", "sk-abcdefgh12345", "--data", "d", "--token=tok-1"]
+    assert redact(argv) == ["run", "--api-key", "***", "--data", "d", "--token=***"]
+    message = "401: Incorrect API key provided: sk-proj-ABCDEFGH1234. Check it."
+    assert redact({"message": message}) == {
+        "message": "401: Incorrect API key provided: sk-***. Check it."
+    }
+
+
+def test_loggable_renders_markers_and_hides_secrets() -> None:
+    config = simple_defaults()
+    config["infer"]["model"]["api_key"] = "sk-LOGSECRET1234"
+    logged = loggable(config)
+    assert logged["prepare"] == {
+        "template": "<Prompt: Template file for system message>",
+        "template_text": "<Internal>",
+    }
+    assert logged["infer"]["model"]["api_key"] == "***"
+    assert logged["infer"]["model"]["settings"]["max_tokens"] == 800
+    assert "LOGSECRET" not in json.dumps(logged)
+    assert isinstance(config["prepare"]["template_text"], Internal)  # input untouched

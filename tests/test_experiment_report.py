@@ -460,3 +460,25 @@ def test_html_of_empty_run_is_well_formed() -> None:
     assert_offline(page, walker)
     assert "No cases." in "".join(walker.text)
     json.dumps(page)  # plain text, serializable
+
+
+def test_totals_match_the_run_log_schema_example() -> None:
+    # The example of the run log schema, with its totals worked out by its author.
+    example = {
+        "id": "20261122-021500-ab12cd",
+        "pipeline": "simple",
+        "cases": [
+            case(0, "q1", True, 120, 0.8, result={"answer": 42}),
+            case(1, "q2", None, 60, 0.3, error={"stage": "extract", "type": "ValueError"}),
+        ],
+        "totals": {
+            "cases": 2,
+            "complete": 1,
+            "error": 1,
+            "passed": 1,
+            "failed": 0,
+            "total_toks": 180,
+            "total_latency": 1.1,
+        },
+    }
+    assert summarize(example).totals() == example["totals"]

@@ -29,6 +29,7 @@ __all__ = [
     "get_dotted",
     "iter_dotted",
     "load_config_file",
+    "loggable",
     "missing_internal",
     "parse_overrides",
     "redact",
@@ -254,6 +255,11 @@ def _internal_paths(config: Any) -> list[str]:
     return [key for key, value in iter_dotted(config) if isinstance(value, Internal)]
 
 
+def loggable(config: Any) -> Any:
+    """The config as it goes into a run log: markers as strings, secrets replaced by "***"."""
+    return redact(to_jsonable(config))
+
+
 def missing_internal(config: Any) -> list[str]:
     """Dotted keys whose Internal marker the runtime has not filled yet."""
     return _internal_paths(config)
@@ -375,6 +381,8 @@ _SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "auth
 # ... and substrings that mark one anywhere in the name.
 _SECRET_PARTS = ("api_key", "apikey", "api-key", "secret", "password", "authorization")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+\S+")
+# Provider key shapes (OpenAI-style "sk-...") wherever they appear in free text.
+_KEY_SHAPE = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 
 
 def _key_words(name: str) -> list[str]:
@@ -395,21 +403,37 @@ def _redact_text(text: str) -> str:
     key, sep, _ = text.partition("=")
     if sep and key and " " not in key.strip() and _is_secret_key(key.strip().split(".")[-1]):
         return f"{key}={REDACTED}"
-    return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return _KEY_SHAPE.sub(f"sk-{REDACTED}", text)
+
+
+def _is_secret_flag(item: Any) -> bool:
+    """A command-line flag such as ``--api-key`` whose next argument is a secret."""
+    return (
+        isinstance(item, str)
+        and item.startswith("-")
+        and "=" not in item
+        and _is_secret_key(item.lstrip("-"))
+    )
 
 
 def redact(obj: Any) -> Any:
     """A deep copy with secret values replaced by "***", so run logs never contain keys.
 
     A string (or list of strings) under a secret-looking key is replaced; numbers are kept (so
-    ``max_tokens: 800`` survives); free strings lose ``api_key=...`` values and bearer tokens.
+    ``max_tokens: 800`` survives); free strings lose ``api_key=...`` values, bearer tokens and
+    "sk-..." keys; in an argument list the value after a flag like ``--api-key`` is replaced.
     """
 
     def walk(value: Any, secret: bool) -> Any:
         if isinstance(value, Mapping):
             return {k: walk(v, _is_secret_key(str(k))) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [walk(item, secret) for item in value]
+            out = []
+            for i, item in enumerate(value):
+                after_flag = i > 0 and _is_secret_flag(value[i - 1])
+                out.append(walk(item, secret or after_flag))
+            return out
         if isinstance(value, str | bytes):
             if secret and value:
                 return REDACTED

@@ -175,6 +175,18 @@ class Summary:
         """Passed cases as a percentage of the cases that completed."""
         return percent(self.passed, self.complete)
 
+    def totals(self) -> dict[str, Any]:
+        """The run log's ``totals`` object (same keys), so the runtime and reports agree."""
+        return {
+            "cases": self.total,
+            "complete": self.complete,
+            "error": self.error,
+            "passed": self.passed,
+            "failed": self.failed,
+            "total_toks": self.total_toks,
+            "total_latency": round(self.total_latency, 6),
+        }
+
     @property
     def duration(self) -> float | None:
         """Wall-clock seconds from created to finished, when both are valid timestamps."""
