@@ -459,6 +459,9 @@ def test_html_of_empty_run_is_well_formed() -> None:
     walker = walk(page)
     assert_offline(page, walker)
     assert "No cases." in "".join(walker.text)
+    assert "interrupted" not in "".join(walker.text)
+    stopped = run_html({"id": "s", "cases": [], "interrupted": "interrupted in stage 3_infer"})
+    assert "interrupted in stage 3_infer" in "".join(walk(stopped).text)
     json.dumps(page)  # plain text, serializable
 
 

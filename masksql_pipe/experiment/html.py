@@ -164,6 +164,7 @@ def _meta(run: dict[str, Any], summary: Summary) -> str:
         ("git commit", run.get("git_commit")),
         ("data", run.get("data_dir")),
         ("arguments", " ".join(str(arg) for arg in argv) if argv else None),
+        ("interrupted", run.get("interrupted")),
     ]
     rows = [
         f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in items if value is not None
