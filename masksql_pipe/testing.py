@@ -90,6 +90,8 @@ class LoopbackServer:
         self._by_prompt: Counter[str] = Counter()
         self._answered: Counter[str] = Counter()
         self._faults_sent: Counter[str] = Counter()
+        self._in_flight = 0
+        self._max_in_flight = 0
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -113,6 +115,12 @@ class LoopbackServer:
         with self._lock:
             return Counter(self._answered)
 
+    @property
+    def max_in_flight(self) -> int:
+        """The most chat requests this server was handling at one time."""
+        with self._lock:
+            return self._max_in_flight
+
     def faults_sent(self) -> Counter[str]:
         """How many of each fault were injected."""
         with self._lock:
@@ -126,6 +134,7 @@ class LoopbackServer:
                 "by_prompt": dict(self._by_prompt),
                 "answered": dict(self._answered),
                 "faults": dict(self._faults_sent),
+                "max_in_flight": self._max_in_flight,
             }
 
     def reset_counters(self) -> None:
@@ -135,6 +144,7 @@ class LoopbackServer:
             self._by_prompt.clear()
             self._answered.clear()
             self._faults_sent.clear()
+            self._max_in_flight = 0
 
     @property
     def base_url(self) -> str:
@@ -155,6 +165,16 @@ class LoopbackServer:
         return self.fault_kinds[int(draw / self.fault_rate * len(self.fault_kinds))]
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         try:
             body = orjson.loads(await request.read())
             messages = body["messages"]

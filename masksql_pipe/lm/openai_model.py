@@ -178,18 +178,23 @@ class OpenAIModel(Model):
             return parsed.choices[0].message.content or "", usage, 0
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
+            if _refused(exc):
+                raise self._unreachable() from None
             raise ModelError(
                 f"model {self.name!r}: no answer from {self.base_url} within {self.timeout:g}s, "
                 f"after {self.max_retries} retries (raise 'timeout' in the model config)"
             ) from None
         except openai.APIConnectionError:
-            raise ModelError(
-                f"model {self.name!r}: cannot connect to {self.base_url} after "
-                f"{self.max_retries} retries (check base_url and the network)"
-            ) from None
+            raise self._unreachable() from None
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise _MalformedReply(str(exc), 0) from None
+
+    def _unreachable(self) -> ModelError:
+        return ModelError(
+            f"model {self.name!r}: cannot connect to {self.base_url} after "
+            f"{self.max_retries} retries (check base_url and that the server is up)"
+        )
 
     def _status_error(self, exc: openai.APIStatusError) -> ModelError:
         status = exc.status_code
@@ -247,6 +252,21 @@ class _MalformedReply(Exception):
     def __init__(self, message: str, retries_taken: int) -> None:
         super().__init__(message)
         self.retries_taken = retries_taken
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when a "timeout" was really a refused connection (the aiohttp transport maps
+    every connection failure to ConnectTimeout)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionError) or isinstance(
+            getattr(seen, "os_error", None), ConnectionError
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _read_raw(body: bytes, retries_taken: int) -> tuple[str, dict[str, Any], int]:
