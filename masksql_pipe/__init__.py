@@ -1,1 +1,32 @@
 """masksql-pipe: language-model experiments as numbered JSON file stages."""
+
+from .common import CopyTransformer, DeleteProp, FilterList, LimitJson
+from .dag import build_stages, order_nodes
+from .dotted import delete_path, get_path, set_path
+from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
+from .pipeline import Pipeline, StageInterrupted
+from .transformer import ERROR_KEY, JsonListTransformer, RunOptions, StageRun, current_row_index
+
+__all__ = [
+    "ERROR_KEY",
+    "ConfigError",
+    "CopyTransformer",
+    "DeleteProp",
+    "FilterList",
+    "InputError",
+    "JsonListTransformer",
+    "LimitJson",
+    "ModelError",
+    "PipeError",
+    "Pipeline",
+    "RunOptions",
+    "SpecError",
+    "StageInterrupted",
+    "StageRun",
+    "build_stages",
+    "current_row_index",
+    "delete_path",
+    "get_path",
+    "order_nodes",
+    "set_path",
+]

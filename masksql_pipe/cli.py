@@ -26,9 +26,7 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-DataOpt = Annotated[
-    Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")
-]
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")]
 PipelineOpt = Annotated[
     str, typer.Option("--pipeline", "-p", help="Pipeline name or module path (see `pipelines`).")
 ]
@@ -41,7 +39,9 @@ ConfigOpt = Annotated[
 ]
 ModelsOpt = Annotated[
     Path | None,
-    typer.Option("--models", help="Model settings file (YAML/JSON); default models.yaml if present."),
+    typer.Option(
+        "--models", help="Model settings file (YAML/JSON); default models.yaml if present."
+    ),
 ]
 
 COMMANDS = {
@@ -95,7 +95,8 @@ def build_run(
     patch = parse_overrides(list(overrides or []))
     if models is None and Path("models.yaml").is_file():
         models = Path("models.yaml")
-    registry = ModelRegistry.from_environment(config_file=models, env_file=Path(".env"))
+    env_file = Path(".env") if Path(".env").is_file() else None
+    registry = ModelRegistry.from_environment(config_file=models, env_file=env_file)
     options.registry = registry
     experiment = cls(registry, replacement, patch)
     experiment.data_dir = data
@@ -155,7 +156,9 @@ def _run(
 def _print_stage_table(engine: Pipeline) -> None:
     table = Table(title="Stages", title_justify="left")
     for column in ("file", "status", "rows", "errors", "seconds"):
-        table.add_column(column, justify="right" if column in ("rows", "errors", "seconds") else "left")
+        table.add_column(
+            column, justify="right" if column in ("rows", "errors", "seconds") else "left"
+        )
     for report in engine.reports:
         table.add_row(
             report.file,
@@ -247,7 +250,9 @@ def status_command(
         )
     for _, path in numbered_files(data):
         if path.name not in planned and path != input_file:
-            table.add_row(path.name, "", "", "[yellow]not written by this pipeline[/yellow]", "", "", "")
+            table.add_row(
+                path.name, "", "", "[yellow]not written by this pipeline[/yellow]", "", "", ""
+            )
     out.print(table)
 
 
@@ -272,9 +277,7 @@ def find_stage_file(data: Path, stage: str) -> Path:
     if stage.isdigit():
         matches = [path for numbered, path in files if numbered.number == int(stage)]
     else:
-        matches = [
-            path for numbered, path in files if numbered.name.casefold() == stage.casefold()
-        ]
+        matches = [path for numbered, path in files if numbered.name.casefold() == stage.casefold()]
     if not matches:
         names = ", ".join(path.name for _, path in files) or "none"
         raise InputError(f"{data}: no stage file {stage!r} (files: {names})")
@@ -322,7 +325,9 @@ def row_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Fields a stage added, changed (before and after) or removed in one row."""
     added = {k: v for k, v in after.items() if k not in before}
     changed = {
-        k: {"before": before[k], "after": v} for k, v in after.items() if k in before and before[k] != v
+        k: {"before": before[k], "after": v}
+        for k, v in after.items()
+        if k in before and before[k] != v
     }
     removed = [k for k in before if k not in after]
     result: dict[str, Any] = {"added": added, "changed": changed}
@@ -341,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h"):
         args.insert(0, "run")
     try:
-        app(args=args, prog_name="python main.py", standalone_mode=False)
+        code = app(args=args, prog_name="python main.py", standalone_mode=False)
     except PipeError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
@@ -357,3 +362,6 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # without standalone mode click returns the code of a typer.Exit instead of exiting
+    if isinstance(code, int) and code:
+        sys.exit(code)

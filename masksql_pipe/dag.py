@@ -32,7 +32,9 @@ def order_nodes(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
         if not isinstance(name, str) or not name:
             raise SpecError(f"DAG node {index} has an invalid name {name!r}")
         if name in position:
-            raise SpecError(f"duplicate DAG node name {name!r} (nodes {position[name]} and {index})")
+            raise SpecError(
+                f"duplicate DAG node name {name!r} (nodes {position[name]} and {index})"
+            )
         node_inputs = node.get("inputs", [])
         if not isinstance(node_inputs, list | tuple):
             raise SpecError(f"DAG node {name!r}: inputs must be a list of node names")
@@ -52,7 +54,7 @@ def order_nodes(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:
-        cycle = list(reversed(exc.args[1]))
+        cycle = list(exc.args[1])  # each node feeds the next
         raise SpecError(f"DAG has a cycle: {' -> '.join(cycle)}") from None
 
     final = nodes[-1]["name"]

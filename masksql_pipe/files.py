@@ -114,9 +114,7 @@ def parse_rows(data: bytes, path: Path | str) -> list[dict[str, Any]]:
         )
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise InputError(
-                f"{path}: row {index} is a JSON {_json_type(row)}, expected an object"
-            )
+            raise InputError(f"{path}: row {index} is a JSON {_json_type(row)}, expected an object")
     return rows
 
 

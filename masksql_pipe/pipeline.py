@@ -1,4 +1,4 @@
-"""Pipeline: runs ordered stages over numbered files, skipping what is up to date, resuming the rest.
+"""Pipeline: runs ordered stages over numbered files, skipping what is up to date.
 
 A stage output is up to date when its recorded fingerprint and input digest both still match.
 An output edited by hand is kept (and makes the later stages stale); a stage interrupted midway
@@ -200,9 +200,7 @@ class Pipeline:
         key = out_path.stem
         state = self._state(stage, in_path, out_path)
         record = state.record or {}
-        retry = (
-            self.options.retry_errors and state.reusable and int(record.get("errors", 0)) > 0
-        )
+        retry = self.options.retry_errors and state.reusable and int(record.get("errors", 0)) > 0
         if state.reusable and not forced and not retry:
             self._say(f"{key}: {state.status}, skipped")
             return StageReport(
@@ -262,9 +260,7 @@ class Pipeline:
             journal.open(keep=status == "resumed")
             try:
                 async with show_progress(key, counter, self.options.progress, self.log):
-                    await stage.process_rows(
-                        rows, todo, on_done, counter, self.options.concurrency
-                    )
+                    await stage.process_rows(rows, todo, on_done, counter, self.options.concurrency)
             except BaseException as exc:
                 journal.close()
                 if isinstance(exc, Exception):
@@ -279,9 +275,7 @@ class Pipeline:
         write_atomic(out_path, data)
         out_state = FileState.of_bytes(out_path, data)
         del data
-        errors = sum(
-            1 for row in output if row.get(ERROR_KEY, {}).get("stage") == stage.name
-        )
+        errors = sum(1 for row in output if row.get(ERROR_KEY, {}).get("stage") == stage.name)
         total_toks, total_latency = _usage_totals(output)
         duration = time.monotonic() - started
         self.tracebacks[key] = stage._tracebacks[:MAX_TRACEBACKS]

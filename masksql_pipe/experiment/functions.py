@@ -51,7 +51,9 @@ class FunctionStage(JsonListTransformer):
         value = await self.function(context)
         elapsed = time.perf_counter() - started
         if _is_completion(value):
-            row["total_toks"] = int(row.get("total_toks", 0)) + value.prompt_tokens + value.completion_tokens
+            row["total_toks"] = (
+                int(row.get("total_toks", 0)) + value.prompt_tokens + value.completion_tokens
+            )
             row["total_latency"] = float(row.get("total_latency", 0.0)) + value.latency
             value = value.text
         results[self.name] = value

@@ -36,7 +36,9 @@ class Pipeline(ABC):
         replacement_config: dict[str, Any] | None = None,
         flat_config_patch: Mapping[str, Any] | None = None,
     ) -> None:
-        self._config = resolve_config(default_config, replacement_config, dict(flat_config_patch or {}))
+        self._config = resolve_config(
+            default_config, replacement_config, dict(flat_config_patch or {})
+        )
 
     def config(self) -> dict[str, Any]:
         """The configuration after replacement and dotted overrides."""
@@ -97,7 +99,9 @@ def load_pipeline(name: str) -> type[Pipeline]:
         candidates = [
             value
             for value in vars(module).values()
-            if isinstance(value, type) and issubclass(value, Pipeline) and value is not Pipeline
+            if isinstance(value, type)
+            and issubclass(value, Pipeline)
+            and value is not Pipeline
             and value.__module__ == module.__name__
         ]
     if len(candidates) != 1 or not (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 from datetime import UTC, datetime
@@ -51,9 +50,9 @@ class RunLogger:
     def write(self, engine: Engine, last: Path | None, interrupted: str | None = None) -> dict:
         """Build the record from the engine's reports and the last file's rows; save it."""
         tracebacks = {
-            report.name: {row: text for row, text in engine.tracebacks.get(
-                Path(report.file).stem, []
-            )}
+            report.name: {
+                row: text for row, text in engine.tracebacks.get(Path(report.file).stem, [])
+            }
             for report in engine.reports
         }
         cases = []
@@ -135,5 +134,3 @@ def load_run(data_dir: Path, ref: str) -> dict[str, Any]:
     if not matches:
         raise InputError(f"no run {ref!r} in {runs_dir(data_dir)} (see `history`)")
     raise InputError(f"run id prefix {ref!r} is ambiguous: {', '.join(m['id'] for m in matches)}")
-
-
