@@ -165,14 +165,16 @@ def mask_sql(
     schema: Schema,
     symbols: SymbolTable,
     values: Iterable[Any] | None = None,
+    *,
+    new_values: bool = True,
 ) -> str:
     """Rewrite `sql` with symbols: tables -> T#, columns -> C#, aliases -> A#, values -> V#.
 
     `values` (raw values or {"value", "column"/"table", "surface"} dicts, e.g. the question's
-    values) are added to `symbols` first, in order. Every string literal becomes a V# (new
-    ones are added to `symbols` with the column they are compared with); a LIKE pattern around
-    a known value keeps its wildcards (`'%V1%'`). Numbers are masked when they are known
-    values; LIMIT/OFFSET counts stay. Names not in `symbols` are left as they are.
+    values) are added to `symbols` first, in order. A LIKE pattern around a known value keeps
+    its wildcards (`'%V1%'`). Other string literals become new V# entries (with the column
+    they are compared with) when `new_values`, else stay as written. Numbers are masked when
+    they are known values; LIMIT/OFFSET counts stay. Names not in `symbols` stay as they are.
     """
     _register_values(symbols, values)
     tokens = tokenize(sql)
@@ -193,7 +195,7 @@ def mask_sql(
         elif role == Role.COLUMN:
             text = symbols.column_symbol(t.name) or text
         elif t.kind == Kind.STRING and t.text.startswith("'"):
-            text = _mask_string(tokens, refs, schema, symbols, i)
+            text = _mask_string(tokens, refs, schema, symbols, i, new_values)
         elif t.kind == Kind.NUMBER and not in_limit(sig, pos_of[i]):
             value = literal_value(t)
             sym = symbols.value_symbol(value)
@@ -204,7 +206,12 @@ def mask_sql(
 
 
 def _mask_string(
-    tokens: list[Token], refs: NameRefs, schema: Schema, symbols: SymbolTable, i: int
+    tokens: list[Token],
+    refs: NameRefs,
+    schema: Schema,
+    symbols: SymbolTable,
+    i: int,
+    new_values: bool,
 ) -> str:
     inner = unquote_string(tokens[i].text)
     sym = symbols.value_symbol(inner)
@@ -217,6 +224,8 @@ def _mask_string(
     for s, value in known:
         if value and value in inner and not inner.replace(value, "", 1).strip("%_"):
             return quote_string(inner.replace(value, s, 1))
+    if not new_values:
+        return tokens[i].text
     return symbols.add_value(inner, compared_column(tokens, refs, schema, i))
 
 
