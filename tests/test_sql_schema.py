@@ -70,7 +70,7 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         load_schemas(tmp_path / "absent.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
-    with pytest.raises(InputError, match="bad.json"):
+    with pytest.raises(InputError, match=r"bad\.json"):
         load_schemas(bad)
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps([{"db_id": "x", "table_names_original": ["a"]}]))
