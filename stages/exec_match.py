@@ -66,7 +66,8 @@ def results_equal(
     Row counts and column counts must agree (pass `*_ncols` so that empty results with
     different widths differ). Candidate columns are first filtered by their value multisets
     (or value lists when order matters), then assigned by backtracking that checks the rows
-    projected on the columns fixed so far, so the search stays small.
+    projected on the columns fixed so far and tries identical columns only once, so the
+    search stays small.
     """
     gold, pred = _norm_rows(gold_rows), _norm_rows(pred_rows)
     g_n = gold_ncols if gold_ncols is not None else (len(gold[0]) if gold else 0)
@@ -87,6 +88,9 @@ def results_equal(
     candidates = [[j for j in range(p_n) if p_keys[j] == g_keys[i]] for i in range(g_n)]
     if any(not c for c in candidates):
         return False
+    # identical prediction columns are interchangeable: try one of each kind per position
+    p_vectors = [tuple(r[j] for r in pred) for j in range(p_n)]
+    p_class = [p_vectors.index(v) for v in p_vectors]
     order = sorted(range(g_n), key=lambda i: len(candidates[i]))
     used = [False] * p_n
     assign: dict[int, int] = {}
@@ -101,9 +105,11 @@ def results_equal(
         if depth == len(order):
             return True
         i = order[depth]
+        tried: set[int] = set()
         for j in candidates[i]:
-            if used[j]:
+            if used[j] or p_class[j] in tried:
                 continue
+            tried.add(p_class[j])
             used[j] = True
             assign[i] = j
             if projected_equal() and search(depth + 1):
