@@ -1,9 +1,10 @@
 """OpenAI-compatible chat models through the real `openai` package, one shared client per endpoint.
 
 The client does the retrying (exponential back-off with jitter, Retry-After honoured; 408, 409,
-429, 5xx, timeouts and connection errors) and the timeouts. Replies are read as raw bytes and
-parsed with orjson, skipping the pydantic models; the aiohttp transport is used when available.
-Both measured faster (see benchmarks/bench_models.py).
+429, 5xx, timeouts and connection errors) and the timeouts. Requests go through the client's
+generic `post` (same retries, auth and timeouts, no TypedDict transform) and replies are parsed
+with orjson, skipping the pydantic models; the aiohttp transport is used. Each measured faster
+(see benchmarks/bench_models.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import time
 from typing import Any
 
+import httpx2
 import openai
 import orjson
 
@@ -167,10 +169,15 @@ class OpenAIModel(Model):
         client = self._client()
         try:
             if self._raw:
-                response = await client.chat.completions.with_raw_response.create(
-                    model=self.model, messages=messages, **self.sampling
+                # the client's own request path (retries, timeouts, auth) without the
+                # TypedDict transform and pydantic models: measured ~15% faster at 100 in flight
+                response = await client.post(
+                    "/chat/completions",
+                    body={"model": self.model, "messages": messages, **self.sampling},
+                    cast_to=httpx2.Response,
                 )
-                return _read_raw(response.http_response.content, response.retries_taken)
+                taken = response.request.headers.get("x-stainless-retry-count", "0")
+                return _read_raw(response.content, int(taken) if taken.isdigit() else 0)
             parsed = await client.chat.completions.create(
                 model=self.model, messages=messages, **self.sampling
             )

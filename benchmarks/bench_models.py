@@ -1,0 +1,174 @@
+"""Model-call throughput: a PromptProcessor stage vs a bare AsyncOpenAI loop vs raw aiohttp.
+
+A loopback server runs in a separate process with 50 ms latency; 2,000 prompts at concurrency 100.
+(a) a PromptProcessor stage run through Pipeline (no cache lookups),
+(b) a bare `AsyncOpenAI` loop with default settings (semaphore 100),
+(c) a raw aiohttp loop (the practical floor),
+plus the transport/parsing variants of OpenAIModel that informed its defaults.
+
+    python benchmarks/bench_models.py [--rows 2000] [--concurrency 100] [--latency 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import orjson
+
+from masksql_pipe.lm.limits import CallLimits
+from masksql_pipe.lm.openai_model import ClientPool, OpenAIModel
+from masksql_pipe.lm.registry import ModelRegistry, ModelSpec
+from masksql_pipe.pipeline import Pipeline
+from masksql_pipe.prompt import PromptProcessor
+from masksql_pipe.transformer import RunOptions
+
+KEY = "bench-key"
+
+
+class Ask(PromptProcessor):
+    """One prompt per row; stores the reply."""
+
+    def _get_prompt(self, row: dict[str, Any]) -> str:
+        return f"Question {row['id']}: {row['question']}"
+
+    def _process_output(self, row: dict[str, Any], output: str) -> str:
+        return output
+
+
+def prompts(rows: int) -> list[str]:
+    return [f"Question {i}: what is {i} times {i}?" for i in range(rows)]
+
+
+async def run_stage(url: str, rows: int, concurrency: int) -> float:
+    folder = Path(tempfile.mkdtemp(prefix="bench_models_"))
+    data = [{"id": i, "question": f"what is {i} times {i}?"} for i in range(rows)]
+    (folder / "1_input.json").write_bytes(orjson.dumps(data))
+    registry = ModelRegistry(
+        {"loop": ModelSpec("loop", "bench-model", base_url=url)}, {"OPENAI_API_KEY": KEY}
+    )
+    options = RunOptions(concurrency=concurrency, no_cache=True, progress=False, registry=registry)
+    start = time.perf_counter()
+    await Pipeline([Ask("answer", "loop")], options).run(folder / "1_input.json")
+    elapsed = time.perf_counter() - start
+    await registry.aclose()
+    out = json.loads((folder / "2_Ask.json").read_text())
+    assert len(out) == rows and all("pipe_error" not in r for r in out), "stage had errors"
+    return elapsed
+
+
+async def run_model(url: str, rows: int, concurrency: int, transport: str, raw: bool) -> float:
+    pool = ClientPool(transport=transport)
+    model = OpenAIModel(
+        "loop",
+        model="bench-model",
+        base_url=url,
+        api_key=KEY,
+        pool=pool,
+        raw=raw,
+        limits=CallLimits(max_concurrency=concurrency),
+    )
+    start = time.perf_counter()
+    await asyncio.gather(*(model.complete([{"role": "user", "content": p}]) for p in prompts(rows)))
+    elapsed = time.perf_counter() - start
+    await pool.aclose()
+    return elapsed
+
+
+async def run_bare_openai(url: str, rows: int, concurrency: int) -> float:
+    client = openai.AsyncOpenAI(api_key=KEY, base_url=url)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(prompt: str) -> str:
+        async with gate:
+            reply = await client.chat.completions.create(
+                model="bench-model", messages=[{"role": "user", "content": prompt}]
+            )
+            return reply.choices[0].message.content or ""
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(p) for p in prompts(rows)))
+    elapsed = time.perf_counter() - start
+    await client.close()
+    return elapsed
+
+
+async def run_raw_aiohttp(url: str, rows: int, concurrency: int) -> float:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(prompt: str) -> str:
+            body = orjson.dumps(
+                {"model": "bench-model", "messages": [{"role": "user", "content": prompt}]}
+            )
+            async with gate, session.post(f"{url}/chat/completions", data=body) as resp:
+                data = orjson.loads(await resp.read())
+                return data["choices"][0]["message"]["content"]
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(p) for p in prompts(rows)))
+        return time.perf_counter() - start
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "masksql_pipe.testing", "--port", "0", "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://127.0.0.1:"):
+        proc.kill()
+        raise SystemExit(f"loopback server did not start (got {url!r})")
+    return proc, url
+
+
+async def main(rows: int, concurrency: int, latency: float, variants: bool) -> None:
+    proc, url = start_server(latency)
+    try:
+        await run_raw_aiohttp(url, 200, concurrency)  # warm up the server process
+        floor = rows / concurrency * latency
+        print(f"{rows} prompts, concurrency {concurrency}, server latency {latency * 1000:.0f} ms")
+        print(f"ideal (rows / concurrency x latency): {floor:.2f} s")
+        results = {
+            "(a) PromptProcessor stage via Pipeline": await run_stage(url, rows, concurrency),
+            "(b) bare AsyncOpenAI, default settings": await run_bare_openai(url, rows, concurrency),
+            "(c) raw aiohttp loop": await run_raw_aiohttp(url, rows, concurrency),
+        }
+        for label, seconds in results.items():
+            print(f"{label:42s} {seconds:6.2f} s  ({rows / seconds:7.0f} req/s)")
+        a, b, c = results.values()
+        print(f"(b)/(a) = {b / a:.2f}x  (goal >= 2)")
+        print(f"(a)/(c) = {a / c:.2f}x  (goal <= 2)")
+        if variants:
+            print("OpenAIModel variants (no stage, no files):")
+            for transport in ("httpx", "aiohttp"):
+                for raw in (False, True):
+                    seconds = await run_model(url, rows, concurrency, transport, raw)
+                    parse = "orjson raw" if raw else "pydantic"
+                    print(f"  transport {transport:8s} parse {parse:10s} {seconds:6.2f} s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--no-variants", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(main(args.rows, args.concurrency, args.latency, not args.no_variants))
