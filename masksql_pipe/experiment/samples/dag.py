@@ -1,0 +1,79 @@
+"""The ``dag`` sample: six small functions wired as the A..F graph of the Pipelines seed.
+
+Each node combines its inputs' results: A upper-cases the case's word, B reverses A, C
+multiplies A's length by n, D joins B and C, E squares n, F joins D and E. A case passes when
+F equals its ``expected`` field. Run it: ``python main.py --data data/samples/dag --pipeline dag``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import get_dotted
+from ..functions import RESULTS_KEY
+from ..pipeline import Pipeline
+
+
+class DagPipeline(Pipeline):
+    """Cases ``{"id", "word", "n", "expected"}`` through A..F; each node reads its inputs."""
+
+    _name = "dag"
+    _description = (
+        "The A..F graph of the seed: string and number transforms where every node "
+        "combines the results of its inputs (no model needed)."
+    )
+
+    def __init__(
+        self,
+        registry: Any = None,
+        replacement_config: dict[str, Any] | None = None,
+        flat_config_patch: dict[str, Any] | None = None,
+    ) -> None:
+        self._registry = registry
+        default_config = {"D": {"separator": ":"}, "F": {"separator": "|"}}
+        super().__init__(default_config, replacement_config, flat_config_patch)
+
+    def stages(self) -> list[dict[str, Any]]:
+        """The graph as node specs; D and F take their separators from the config."""
+        config = self.config()
+        d_separator = str(get_dotted(config, "D.separator"))
+        f_separator = str(get_dotted(config, "F.separator"))
+
+        async def a(context: dict[str, Any]) -> str:
+            return str(context["case"]["word"]).upper()
+
+        async def b(context: dict[str, Any]) -> str:
+            return context["stages"]["A"][::-1]
+
+        async def c(context: dict[str, Any]) -> int:
+            return len(context["stages"]["A"]) * int(context["case"]["n"])
+
+        async def d(context: dict[str, Any]) -> str:
+            results = context["stages"]
+            return f"{results['B']}{d_separator}{results['C']}"
+
+        async def e(context: dict[str, Any]) -> int:
+            return int(context["case"]["n"]) ** 2
+
+        async def f(context: dict[str, Any]) -> str:
+            results = context["stages"]
+            return f"{results['D']}{f_separator}{results['E']}"
+
+        return [
+            {"name": "A", "function": a, "inputs": []},
+            {"name": "B", "function": b, "inputs": ["A"]},
+            {"name": "C", "function": c, "inputs": ["A"]},
+            {"name": "D", "function": d, "inputs": ["B", "C"]},
+            {"name": "E", "function": e, "inputs": []},
+            {"name": "F", "function": f, "inputs": ["D", "E"]},
+        ]
+
+    def case_passed(self, row: dict[str, Any]) -> bool | None:
+        """F equals the case's ``expected`` text (None for a case without one)."""
+        if "expected" not in row:
+            return None
+        return (row.get(RESULTS_KEY) or {}).get("F") == row["expected"]
+
+    def case_result(self, row: dict[str, Any]) -> Any:
+        """F's result, the end of the graph."""
+        return (row.get(RESULTS_KEY) or {}).get("F")
