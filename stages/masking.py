@@ -175,6 +175,7 @@ def mask_sql(
     its wildcards (`'%V1%'`). Other string literals become new V# entries (with the column
     they are compared with) when `new_values`, else stay as written. Numbers are masked when
     they are known values; LIMIT/OFFSET counts stay. Names not in `symbols` stay as they are.
+    Comments are removed (they may mention real names or values).
     """
     _register_values(symbols, values)
     tokens = tokenize(sql)
@@ -196,6 +197,8 @@ def mask_sql(
             text = symbols.column_symbol(t.name) or text
         elif t.kind == Kind.STRING and t.text.startswith("'"):
             text = _mask_string(tokens, refs, schema, symbols, i, new_values)
+        elif t.kind == Kind.COMMENT:  # comments may name real things: drop them
+            text = " " if t.text.startswith("/*") else ""
         elif t.kind == Kind.NUMBER and not in_limit(sig, pos_of[i]):
             value = literal_value(t)
             sym = symbols.value_symbol(value)
