@@ -1,0 +1,303 @@
+"""Experiment subcommands: list pipelines and models, browse, summarize, compare and rerun runs.
+
+``register(app)`` adds them to the CLI's typer app. Wherever a run id is taken, ``latest`` and
+any unique prefix of an id work too (see ``runlog.load_run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..cli import DataOpt, ModelsOpt, OverridesArg, _run, out
+from ..errors import ConfigError, InputError
+from ..files import write_atomic
+from ..transformer import RunOptions
+from .config import REDACTED, iter_dotted, parse_overrides
+from .pipeline import builtin_pipelines, load_pipeline
+from .report import compare, format_run, render_comparison, render_summary
+from .runlog import list_runs, load_run, runs_dir
+
+RunArg = Annotated[str, typer.Argument(help="Run id, unique id prefix, or 'latest'.")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipelines and models
+
+
+def pipelines_command() -> None:
+    """List the built-in pipelines with their description and required settings."""
+    table = Table(title="Pipelines", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("description")
+    table.add_column("you must set")
+    for name, target in builtin_pipelines().items():
+        try:
+            cls = load_pipeline(name)
+        except Exception as exc:  # a broken pipeline is listed, not fatal
+            table.add_row(name, Text(f"cannot load {target}: {_one_line(exc)}", style="red"), "")
+            continue
+        table.add_row(name, Text(cls._description or cls.__doc__ or ""), _required(cls))
+    out.print(table)
+
+
+def _required(cls: type) -> str:
+    """The Prompt settings a pipeline needs from the user, found by configuring it bare."""
+    from .config import MissingSettingsError
+
+    try:
+        cls(None, None, {})
+    except MissingSettingsError as exc:
+        return ", ".join(key for key, _ in exc.missing)
+    except Exception:
+        return "?"
+    return ""
+
+
+def models_command(models: ModelsOpt = None) -> None:
+    """List the model names: offline ones (no key needed) and those of the model config file."""
+    from ..lm.offline import offline_models
+    from ..lm.registry import ModelRegistry
+
+    if models is None and Path("models.yaml").is_file():
+        models = Path("models.yaml")
+    env_file = Path(".env") if Path(".env").is_file() else None
+    registry = ModelRegistry.from_environment(config_file=models, env_file=env_file)
+    offline = set(offline_models())
+    table = Table(title="Models", title_justify="left")
+    for column in ("name", "kind", "model", "status"):
+        table.add_column(column, no_wrap=column == "name")
+    try:
+        for name in registry.names():
+            settings = registry.describe(name)
+            kind = "offline" if name in offline else f"configured ({registry.config_file})"
+            try:
+                registry.get(name)
+                status = Text("ready", style="green")
+            except ConfigError as exc:
+                status = Text(_missing_key_hint(str(exc)), style="yellow")
+            table.add_row(name, kind, Text(str(settings.get("model", name))), status)
+    finally:
+        asyncio.run(registry.aclose())
+    out.print(table)
+    out.print(
+        "Any OpenAI model id also works when $OPENAI_API_KEY is set; other endpoints go in a "
+        "model config file (--models, models.yaml or $MASKSQL_PIPE_MODELS).",
+        highlight=False,
+    )
+
+
+def _missing_key_hint(message: str) -> str:
+    """The short reason a configured model cannot run (the registry's message, first clause)."""
+    reason = message.split(";", 1)[1].strip() if ";" in message else message
+    return reason.split(" (", 1)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Run logs
+
+
+def history_command(
+    data: DataOpt,
+    limit: Annotated[int, typer.Option(help="Show at most this many runs.", min=1)] = 20,
+) -> None:
+    """Recent runs of a dataset, newest first: id, time, pipeline, cases, passed, errors, tokens."""
+    runs = list_runs(data)
+    if not runs:
+        raise InputError(f"{runs_dir(data)}: no runs recorded yet")
+    table = Table(title=f"Runs in {data}", title_justify="left")
+    table.add_column("id", no_wrap=True)
+    table.add_column("time", no_wrap=True)
+    table.add_column("pipeline")
+    for column in ("cases", "passed", "errors", "tokens"):
+        table.add_column(column, justify="right")
+    table.add_column("note")
+    for run in reversed(runs[-limit:]):
+        totals = run.get("totals") if isinstance(run.get("totals"), dict) else {}
+        table.add_row(
+            str(run["id"]),
+            str(run.get("created", "")).replace("T", " ").replace("+00:00", "Z"),
+            Text(str(run.get("pipeline", "?"))),
+            _count(totals.get("cases")),
+            _count(totals.get("passed")),
+            _count(totals.get("error")),
+            _count(totals.get("total_toks")),
+            Text("interrupted", style="yellow") if run.get("interrupted") else "",
+        )
+    out.print(table)
+    if len(runs) > limit:
+        out.print(f"({len(runs) - limit} older runs not shown; --limit N shows more)")
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else ""
+
+
+def summarize_command(run: RunArg, data: DataOpt) -> None:
+    """Stage table, case table and totals of one run."""
+    render_summary(load_run(data, run), out)
+
+
+def format_command(run: RunArg, data: DataOpt) -> None:
+    """Every case of one run: outcome, error (stage and message) and result."""
+    format_run(load_run(data, run), out)
+
+
+def compare_command(
+    run_a: Annotated[str, typer.Argument(help="First run (A): id, prefix or 'latest'.")],
+    run_b: Annotated[str, typer.Argument(help="Second run (B): id, prefix or 'latest'.")],
+    data: DataOpt,
+) -> None:
+    """Two runs side by side, and the cases whose outcome changed from A to B."""
+    render_comparison(compare(load_run(data, run_a), load_run(data, run_b)), out)
+
+
+def report_command(
+    run: RunArg,
+    data: DataOpt,
+    compare_with: Annotated[
+        str | None, typer.Option("--compare", help="Compare with this run (B) instead.")
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the page here instead of beside the log.")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report of a run (or a comparison) and print its path."""
+    from .html import comparison_html, run_html
+
+    record = load_run(data, run)
+    if compare_with is None:
+        page = run_html(record)
+        name = f"{record['id']}.html"
+    else:
+        other = load_run(data, compare_with)
+        page = comparison_html(record, other)
+        name = f"{record['id']}_vs_{other['id']}.html"
+    path = out_file if out_file is not None else runs_dir(data) / name
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; --out takes a file name")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: folder not found for --out")
+    write_atomic(path, page.encode("utf-8"))
+    typer.echo(str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rerun
+
+
+def rerun_command(
+    run: RunArg,
+    data: DataOpt,
+    overrides: OverridesArg = None,
+    models: ModelsOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="Rerun only the failed rows.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="Rows in flight per stage.", min=1)] = 16,
+    max_errors: Annotated[
+        int, typer.Option("--max-errors", help="Failed rows tolerated before exit code 1.")
+    ] = 0,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Send every prompt, ignoring cached answers.")
+    ] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Show progress.")
+    ] = None,
+) -> None:
+    """Run again with a recorded run's pipeline and configuration, plus new KEY=VALUE overrides.
+
+    The recorded ``--start``/``--limit``/``--models`` are reused unless given anew; settings
+    the log holds redacted (secrets) must be supplied again as overrides.
+    """
+    record = load_run(data, run)
+    pipeline = record.get("pipeline")
+    config = record.get("config")
+    if not isinstance(pipeline, str) or not pipeline:
+        raise InputError(f"run log {record['id']}: no pipeline name recorded")
+    if not isinstance(config, dict):
+        raise InputError(f"run log {record['id']}: no configuration recorded")
+    patch = parse_overrides(list(overrides or []))
+    hidden = [
+        key
+        for key, value in iter_dotted(config)
+        if value == REDACTED and not any(key == p or key.startswith(p + ".") for p in patch)
+    ]
+    if hidden:
+        raise ConfigError(
+            f"run log {record['id']} holds {', '.join(hidden)} redacted; "
+            "supply each again as KEY=VALUE"
+        )
+    argv = [str(arg) for arg in record.get("argv") or []]
+    start = _recorded_option(argv, "--start", int)
+    limit = _recorded_option(argv, "--limit", int)
+    if models is None:
+        models = _recorded_option(argv, "--models", Path)
+    options = RunOptions(
+        concurrency=concurrency,
+        force=force,
+        retry_errors=retry_errors,
+        no_cache=no_cache,
+        progress=progress,
+        start=start or 0,
+        limit=limit,
+    )
+    with tempfile.TemporaryDirectory(prefix="masksql_pipe_rerun_") as folder:
+        config_file = Path(folder) / f"{record['id']}.json"
+        config_file.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+        _run(data, pipeline, overrides, config_file, models, options, max_errors, sys.argv[1:])
+
+
+def _recorded_option(argv: list[str], flag: str, kind: Callable[[str], Any]) -> Any:
+    """The value of ``flag`` in a recorded command line (``--limit 3`` or ``--limit=3``)."""
+    value = None
+    for index, item in enumerate(argv):
+        if item == flag and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif item.startswith(flag + "="):
+            value = item.partition("=")[2]
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InputError(f"recorded option {flag} {value!r} is not valid") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "pipelines": pipelines_command,
+    "models": models_command,
+    "history": history_command,
+    "summarize": summarize_command,
+    "format": format_command,
+    "compare": compare_command,
+    "rerun": rerun_command,
+    "report": report_command,
+}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the experiment subcommands to ``app`` (a name already registered is left alone)."""
+    existing = {info.name for info in app.registered_commands}
+    for name, function in COMMANDS.items():
+        if name not in existing:
+            app.command(name)(function)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
