@@ -144,7 +144,7 @@ def name_variants(name: str) -> list[str]:
         if low.endswith("ies"):
             out.add(form[:-3] + "y")
         elif low.endswith(("ses", "xes", "ches", "shes")):
-            out.add(form[:-2])
+            out.update((form[:-2], form[:-1]))  # classes -> class, courses -> course
         elif low.endswith("s") and not low.endswith("ss"):
             out.add(form[:-1])
         if low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
