@@ -48,6 +48,11 @@ class ExecResult:
         }
 
 
+def spider_db_path(data_dir: str | os.PathLike[str], db_id: str) -> Path:
+    """Where Spider keeps a database: `<data_dir>/databases/<db_id>/<db_id>.sqlite`."""
+    return Path(data_dir) / "databases" / db_id / f"{db_id}.sqlite"
+
+
 def _authorizer(action: int, *_args: Any) -> int:
     return sqlite3.SQLITE_OK if action in _ALLOWED_ACTIONS else sqlite3.SQLITE_DENY
 

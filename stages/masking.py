@@ -9,7 +9,7 @@ A2 ... and unmasking keeps any name the query itself defines as an alias.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from stages.schema import Schema
@@ -30,7 +30,7 @@ from stages.symbols import SymbolTable
 NUMERIC_TYPES = ("number", "int", "integer", "real", "float", "double", "numeric", "decimal")
 
 
-def schema_is_name(schema: Schema):
+def schema_is_name(schema: Schema) -> Callable[[str], bool]:
     """A predicate: is `text` a table or column name of `schema` (case-insensitive)."""
 
     def is_name(text: str) -> bool:

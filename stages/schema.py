@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from masksql_pipe.errors import InputError
+from stages.sqltokens import quote_identifier
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,6 @@ class Schema:
 
 def quote_name(name: str) -> str:
     """`name` as written in SQL: bare when it is a plain word, else in double quotes."""
-    from stages.sqltokens import quote_identifier
-
     return quote_identifier(name)
 
 

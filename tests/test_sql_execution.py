@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.execution import run_sql
+from stages.execution import run_sql, spider_db_path
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MUSIC = DATA / "databases" / "music_festival" / "music_festival.sqlite"
@@ -130,3 +130,8 @@ def test_repository_sample_database_unchanged_by_refused_write() -> None:
     before = sha256(MUSIC)
     assert run_sql(MUSIC, "DELETE FROM singer").error
     assert sha256(MUSIC) == before
+
+
+def test_spider_layout_path() -> None:
+    assert spider_db_path(DATA, "music_festival") == MUSIC
+    assert MUSIC.is_file()

@@ -344,3 +344,25 @@ def test_symbolic_schema_has_only_symbols() -> None:
         "Foreign keys:\n"
         "T2.C1 = T1.C1"
     )
+
+
+def test_name_that_is_both_table_and_column_and_quoted_symbols(tmp_path: Path) -> None:
+    entry = {
+        "db_id": "geo",
+        "table_names_original": ["country", "city"],
+        "column_names_original": [[-1, "*"], [0, "country"], [0, "order"], [1, "country"]],
+        "column_types": ["text", "text", "number", "text"],
+        "primary_keys": [1],
+        "foreign_keys": [[3, 1]],
+    }
+    (tmp_path / "tables.json").write_text(json.dumps([entry]))
+    schema = load_schema(tmp_path / "tables.json", "geo")
+    symbols = SymbolTable.from_schema(schema)  # T1 country, T2 city; C1 country, C2 order
+    sql = 'SELECT country.country, "order" FROM country JOIN city ON city.country = country.country'
+    masked = mask_sql(sql, schema, symbols)
+    assert masked == "SELECT T1.C1, C2 FROM T1 JOIN T2 ON T2.C1 = T1.C1"
+    assert unmask_sql(masked, symbols) == (
+        'SELECT country.country, "order" FROM country JOIN city ON city.country = country.country'
+    )
+    # a model that quotes symbols is understood too
+    assert unmask_sql('SELECT "C2" FROM [T1]', symbols) == 'SELECT "order" FROM country'
