@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import get_dotted
-from ..functions import RESULTS_KEY
+from ..functions import RESULTS_KEY, FunctionStage
 from ..pipeline import Pipeline
 
 
@@ -59,7 +59,7 @@ class DagPipeline(Pipeline):
             results = context["stages"]
             return f"{results['D']}{f_separator}{results['E']}"
 
-        return [
+        nodes = [
             {"name": "A", "function": a, "inputs": []},
             {"name": "B", "function": b, "inputs": ["A"]},
             {"name": "C", "function": c, "inputs": ["A"]},
@@ -67,6 +67,7 @@ class DagPipeline(Pipeline):
             {"name": "E", "function": e, "inputs": []},
             {"name": "F", "function": f, "inputs": ["D", "E"]},
         ]
+        return with_settings(nodes, {"D": config["D"], "F": config["F"]})
 
     def case_passed(self, row: dict[str, Any]) -> bool | None:
         """F equals the case's ``expected`` text (None for a case without one)."""
@@ -77,3 +78,22 @@ class DagPipeline(Pipeline):
     def case_result(self, row: dict[str, Any]) -> Any:
         """F's result, the end of the graph."""
         return (row.get(RESULTS_KEY) or {}).get("F")
+
+
+def with_settings(
+    nodes: list[dict[str, Any]], settings: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Node specs whose functions become FunctionStages carrying the settings they captured.
+
+    The settings join the stage fingerprint: changing ``D.separator`` makes D (and what depends
+    on it) stale, instead of reusing outputs made with the old value.
+    """
+    return [
+        {
+            **node,
+            "function": FunctionStage(
+                node["name"], node["function"], list(node["inputs"]), settings.get(node["name"])
+            ),
+        }
+        for node in nodes
+    ]
