@@ -24,7 +24,9 @@ def copy_sample(name: str, tmp_path: Path) -> Path:
 
 
 def run_logs(folder: Path) -> list[dict[str, Any]]:
-    return [load(path) for path in sorted((folder / ".masksql_pipe" / "runs").glob("*.json"))]
+    """Run logs in the order they were written (ids of one second do not sort by time)."""
+    paths = (folder / ".masksql_pipe" / "runs").glob("*.json")
+    return [load(path) for path in sorted(paths, key=lambda path: path.stat().st_mtime_ns)]
 
 
 def numbered(folder: Path) -> list[str]:

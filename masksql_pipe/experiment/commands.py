@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -97,9 +98,11 @@ def models_command(models: ModelsOpt = None) -> None:
 
 
 def _missing_key_hint(message: str) -> str:
-    """The short reason a configured model cannot run (the registry's message, first clause)."""
-    reason = message.split(";", 1)[1].strip() if ";" in message else message
-    return reason.split(" (", 1)[0]
+    """The short reason a configured model cannot run: the key variable it needs, if that."""
+    needed = re.search(r"set \$([A-Za-z_][A-Za-z0-9_]*)", message)
+    if "no API key" in message and needed:
+        return f"no key: set ${needed.group(1)}"
+    return _one_line(message)
 
 
 # ---------------------------------------------------------------------------------------------
