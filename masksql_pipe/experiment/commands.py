@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..cli import DataOpt, ModelsOpt, OverridesArg, _run, out
 from ..errors import ConfigError, InputError
 from ..files import write_atomic
 from ..transformer import RunOptions
@@ -28,7 +28,27 @@ from .pipeline import builtin_pipelines, load_pipeline
 from .report import compare, format_run, render_comparison, render_summary
 from .runlog import list_runs, load_run, runs_dir
 
+# The same options as the CLI's own commands. Defined here, not imported, because cli.py
+# imports this module while it loads (register(app)); cli's helpers are imported on use.
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")]
 RunArg = Annotated[str, typer.Argument(help="Run id, unique id prefix, or 'latest'.")]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Config overrides as dotted.key=value (value parsed as JSON if it can)."),
+]
+ModelsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--models", help="Model settings file (YAML/JSON); default models.yaml if present."
+    ),
+]
+
+
+def _out() -> Console:
+    """The CLI's stdout console."""
+    from ..cli import out
+
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,7 +68,7 @@ def pipelines_command() -> None:
             table.add_row(name, Text(f"cannot load {target}: {_one_line(exc)}", style="red"), "")
             continue
         table.add_row(name, Text(cls._description or cls.__doc__ or ""), _required(cls))
-    out.print(table)
+    _out().print(table)
 
 
 def _required(cls: type) -> str:
@@ -89,8 +109,8 @@ def models_command(models: ModelsOpt = None) -> None:
             table.add_row(name, kind, Text(str(settings.get("model", name))), status)
     finally:
         asyncio.run(registry.aclose())
-    out.print(table)
-    out.print(
+    _out().print(table)
+    _out().print(
         "Any OpenAI model id also works when $OPENAI_API_KEY is set; other endpoints go in a "
         "model config file (--models, models.yaml or $MASKSQL_PIPE_MODELS).",
         highlight=False,
@@ -136,9 +156,9 @@ def history_command(
             _count(totals.get("total_toks")),
             Text("interrupted", style="yellow") if run.get("interrupted") else "",
         )
-    out.print(table)
+    _out().print(table)
     if len(runs) > limit:
-        out.print(f"({len(runs) - limit} older runs not shown; --limit N shows more)")
+        _out().print(f"({len(runs) - limit} older runs not shown; --limit N shows more)")
 
 
 def _count(value: Any) -> str:
@@ -147,12 +167,12 @@ def _count(value: Any) -> str:
 
 def summarize_command(run: RunArg, data: DataOpt) -> None:
     """Stage table, case table and totals of one run."""
-    render_summary(load_run(data, run), out)
+    render_summary(load_run(data, run), _out())
 
 
 def format_command(run: RunArg, data: DataOpt) -> None:
     """Every case of one run: outcome, error (stage and message) and result."""
-    format_run(load_run(data, run), out)
+    format_run(load_run(data, run), _out())
 
 
 def compare_command(
@@ -161,7 +181,7 @@ def compare_command(
     data: DataOpt,
 ) -> None:
     """Two runs side by side, and the cases whose outcome changed from A to B."""
-    render_comparison(compare(load_run(data, run_a), load_run(data, run_b)), out)
+    render_comparison(compare(load_run(data, run_a), load_run(data, run_b)), _out())
 
 
 def report_command(
@@ -255,6 +275,8 @@ def rerun_command(
         start=start or 0,
         limit=limit,
     )
+    from ..cli import _run
+
     with tempfile.TemporaryDirectory(prefix="masksql_pipe_rerun_") as folder:
         config_file = Path(folder) / f"{record['id']}.json"
         config_file.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
