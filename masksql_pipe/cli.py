@@ -340,6 +340,15 @@ def _bookkeeping_note() -> str:
     return f"bookkeeping lives in DIR/{BOOKKEEPING_DIR}"
 
 
+def _register_commands() -> None:
+    from .experiment.commands import register
+
+    register(app)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: a bare ``--data DIR`` means ``run --data DIR``."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-_FLUSH_BYTES = 1 << 20
-
 
 class RowJournal:
-    """One JSON line per finished row (``[index, row]``) after a header line naming what it is for.
+    """Finished rows, appended as JSON lines of ``[[index, row], ...]`` after a header line.
 
     The header holds the stage fingerprint and input digest: a journal left by another version
-    of the stage or another input is discarded, never mixed in. Lines are handed to the OS as
-    soon as the event loop gets control back (and at least every megabyte), so a ``kill -9``
-    loses at most rows that finished without the stage ever awaiting in between.
+    of the stage or another input is discarded, never mixed in. Rows are serialized and handed
+    to the OS as soon as the event loop gets control back (a row that awaited a model is written
+    on its own), and at least every ``BATCH_ROWS`` rows when rows finish without awaiting, so a
+    ``kill -9`` loses at most rows that finished back to back without the stage ever awaiting.
     """
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    BATCH_ROWS = 1000
+
+    def __init__(
+        self,
+        path: Path,
+        header: dict[str, Any],
+        on_unserializable: Callable[[int, dict[str, Any], TypeError], dict[str, Any]] | None = None,
+    ) -> None:
         self.path = path
         self.header = header
+        self.on_unserializable = on_unserializable
         self._fd: int | None = None
-        self._buffer: list[bytes] = []
-        self._buffered = 0
+        self._pending: list[list[Any]] = []
         self._flush_scheduled = False
 
     def load(self) -> dict[int, dict[str, Any]]:
@@ -51,11 +58,17 @@ class RowJournal:
             if not line:
                 continue
             try:
-                index, row = orjson.loads(line)
-            except (orjson.JSONDecodeError, ValueError, TypeError):
+                batch = orjson.loads(line)
+            except orjson.JSONDecodeError:
                 continue  # torn line from a crash mid-write
-            if isinstance(index, int) and isinstance(row, dict):
-                rows[index] = row
+            for item in batch if isinstance(batch, list) else ():
+                if (
+                    isinstance(item, list)
+                    and len(item) == 2
+                    and isinstance(item[0], int)
+                    and isinstance(item[1], dict)
+                ):
+                    rows[item[0]] = item[1]
         return rows
 
     def open(self, keep: bool) -> None:
@@ -71,11 +84,9 @@ class RowJournal:
             _write_all(self._fd, orjson.dumps(self.header) + b"\n")
 
     def append(self, index: int, row: dict[str, Any]) -> None:
-        """Record a finished row; raises TypeError if the row is not JSON-serializable."""
-        line = orjson.dumps([index, row], option=orjson.OPT_APPEND_NEWLINE)
-        self._buffer.append(line)
-        self._buffered += len(line)
-        if self._buffered >= _FLUSH_BYTES:
+        """Record a finished row (serialized at the next flush)."""
+        self._pending.append([index, row])
+        if len(self._pending) >= self.BATCH_ROWS:
             self.flush()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
@@ -85,12 +96,27 @@ class RowJournal:
                 self.flush()
 
     def flush(self) -> None:
-        """Hand buffered lines to the operating system."""
+        """Serialize pending rows as one line and hand it to the operating system."""
         self._flush_scheduled = False
-        if self._buffer and self._fd is not None:
-            _write_all(self._fd, b"".join(self._buffer))
-            self._buffer.clear()
-            self._buffered = 0
+        if not self._pending or self._fd is None:
+            return
+        pending, self._pending = self._pending, []
+        try:
+            line = orjson.dumps(pending, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            line = orjson.dumps(self._serializable(pending), option=orjson.OPT_APPEND_NEWLINE)
+        _write_all(self._fd, line)
+
+    def _serializable(self, pending: list[list[Any]]) -> list[list[Any]]:
+        """Slow path: replace rows orjson cannot serialize by what ``on_unserializable`` says."""
+        for item in pending:
+            try:
+                orjson.dumps(item[1])
+            except TypeError as exc:
+                if self.on_unserializable is None:
+                    raise
+                item[1] = self.on_unserializable(item[0], item[1], exc)
+        return pending
 
     def close(self) -> None:
         """Flush and close (the file stays, for a later resume)."""

@@ -7,6 +7,7 @@ resumes from its row journal.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -15,10 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from .dag import NodeAdapter, build_stages
 from .errors import InputError, SpecError
 from .files import (
     BOOKKEEPING_DIR,
+    BackgroundDigest,
     FileState,
     bookkeeping_dir,
     current_digest,
@@ -106,6 +110,8 @@ class Pipeline:
     ) -> None:
         self.stages: list[JsonListTransformer] = build_stages(stages, adapt)
         self.options = options or RunOptions()
+        for stage in self.stages:
+            stage.use_options(self.options)
         self.log = log if log is not None else sys.stderr
         self.reports: list[StageReport] = []
         self.tracebacks: dict[str, list[tuple[int | None, str]]] = {}
@@ -215,13 +221,50 @@ class Pipeline:
 
         started = time.monotonic()
         raw = read_bytes(in_path)
+        in_digest = BackgroundDigest(raw)
         rows = parse_rows(raw, in_path)
-        in_state = FileState.of_bytes(in_path, raw)
+        in_state = FileState.of_bytes(in_path, raw, in_digest.result())
         del raw
+        # the parsed rows are long-lived and hold no cycles: keep the collector off them
+        gc.freeze()
+        try:
+            return await self._compute(
+                stage, rows, in_path, in_state, out_path, book, retry, forced, started
+            )
+        finally:
+            gc.unfreeze()
+
+    async def _compute(
+        self,
+        stage: JsonListTransformer,
+        rows: list[dict[str, Any]],
+        in_path: Path,
+        in_state: FileState,
+        out_path: Path,
+        book: Path,
+        retry: bool,
+        forced: bool,
+        started: float,
+    ) -> StageReport:
+        """Process the rows not yet done, write the stage file and its record."""
+        key = out_path.stem
         fingerprint = stage.fingerprint()
+        counter = RowCounter()
+        results: dict[int, dict[str, Any]] = {}
+
+        def unserializable(index: int, row: dict[str, Any], exc: TypeError) -> dict[str, Any]:
+            bad = [k for k, v in row.items() if not _serializable(v)]
+            kept = {k: v for k, v in row.items() if k not in bad}
+            failed = stage.failed_row(kept, exc)
+            failed[ERROR_KEY]["message"] = f"fields {', '.join(bad)} are not JSON-serializable"
+            results[index] = failed
+            counter.errors += 1
+            return failed
+
         journal = RowJournal(
             book / "journal" / f"{key}.jsonl",
             {"stage": key, "fingerprint": fingerprint, "input": in_state.digest},
+            on_unserializable=unserializable,
         )
 
         done: dict[int, dict[str, Any]] = {}
@@ -248,8 +291,8 @@ class Pipeline:
         stage.stats = {}
         stage._tracebacks.clear()
         run = StageRun(in_path.parent, book, key, in_path, out_path, self.options)
-        counter = RowCounter(total=len(todo))
-        results: dict[int, dict[str, Any]] = done
+        counter.total = len(todo)
+        results.update(done)
 
         def on_done(index: int, row: dict[str, Any]) -> None:
             journal.append(index, row)
@@ -269,14 +312,14 @@ class Pipeline:
         finally:
             await stage.teardown()
 
+        journal.flush()  # also swaps in an error row for any result orjson cannot serialize
         output = [results[i] for i in range(len(rows)) if i in results]  # filters drop rows
-        del rows
         data = dump_rows(output)
+        out_digest = BackgroundDigest(data)
         write_atomic(out_path, data)
-        out_state = FileState.of_bytes(out_path, data)
+        out_state = FileState.of_bytes(out_path, data, out_digest.result())
         del data
-        errors = sum(1 for row in output if row.get(ERROR_KEY, {}).get("stage") == stage.name)
-        total_toks, total_latency = _usage_totals(output)
+        errors, failed_earlier, total_toks, total_latency = _scan(output, stage.name)
         duration = time.monotonic() - started
         self.tracebacks[key] = stage._tracebacks[:MAX_TRACEBACKS]
         write_json(
@@ -290,7 +333,7 @@ class Pipeline:
                 "output": {"file": out_path.name, **out_state.to_dict()},
                 "rows": len(output),
                 "errors": errors,
-                "failed_earlier": sum(1 for row in output if ERROR_KEY in row) - errors,
+                "failed_earlier": failed_earlier,
                 "total_toks": total_toks,
                 "total_latency": total_latency,
                 "duration": round(duration, 4),
@@ -321,17 +364,32 @@ class Pipeline:
             print(message, file=self.log, flush=True)
 
 
-def _usage_totals(rows: list[dict[str, Any]]) -> tuple[int | None, float | None]:
-    """Sum of total_toks and total_latency over rows that carry them (None when none do)."""
-    toks = 0
+def _serializable(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _scan(rows: list[dict[str, Any]], stage: str) -> tuple[int, int, int | None, float | None]:
+    """One pass over the output: rows failed here, rows failed earlier, usage totals.
+
+    Usage totals are sums of total_toks and total_latency, None when no row carries them.
+    """
+    errors = earlier = toks = 0
     latency = 0.0
     seen = False
     for row in rows:
+        failure = row.get(ERROR_KEY)
+        if failure is not None:
+            if failure.get("stage") == stage:
+                errors += 1
+            else:
+                earlier += 1
         value = row.get("total_toks")
-        if isinstance(value, int | float):
+        if value is not None:
             toks += int(value)
             seen = True
-        value = row.get("total_latency")
-        if isinstance(value, int | float):
-            latency += float(value)
-    return (toks, round(latency, 4)) if seen else (None, None)
+            latency += float(row.get("total_latency") or 0.0)
+    return errors, earlier, (toks if seen else None), (round(latency, 4) if seen else None)

@@ -106,7 +106,10 @@ class JsonListTransformer(ABC):
 
     @abstractmethod
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Return the updated row (the engine passes a shallow copy)."""
+        """Return the updated row; it may be the same dict, changed in place.
+
+        If it raises, the row is written with the error added, as the stage left it.
+        """
 
     async def setup(self, run: StageRun) -> None:  # noqa: B027 - optional hook
         """Once before any row: compile templates, resolve models; raise to stop early."""
@@ -117,6 +120,9 @@ class JsonListTransformer(ABC):
     def fingerprint_extra(self) -> dict[str, Any]:
         """Extra JSON-able parts of the fingerprint (template text, model settings)."""
         return {}
+
+    def use_options(self, options: RunOptions) -> None:  # noqa: B027 - optional hook
+        """Called with the run's options before fingerprints are taken (e.g. its model registry)."""
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments by parameter name, defaults filled in."""
@@ -161,10 +167,13 @@ class JsonListTransformer(ABC):
 
         ``on_done(index, row)`` is called as each row finishes (the engine journals it there).
         A failing row is recorded with ERROR_KEY and never stops the others. Workers pull
-        indices from one shared iterator, so no task is created per row.
+        indices from one shared iterator, so no task is created per row, and rows are not
+        copied: on a file of 200,000 rows a copy each would cost more than the JSON parse.
         """
         pending = iter(indices)
         limit = max(1, self.concurrency or concurrency)
+
+        process = self._process_row
 
         async def worker() -> None:
             for index in pending:
@@ -175,28 +184,34 @@ class JsonListTransformer(ABC):
                     continue
                 token = _row_index.set(index)
                 try:
-                    result = await self._process_row(dict(row))
+                    result = await process(row)
                     if not isinstance(result, dict):
                         raise TypeError(
                             f"_process_row returned {type(result).__name__}, expected a dict"
                         )
                 except Exception as exc:
+                    if getattr(exc, "fatal", False):
+                        raise  # e.g. a rejected API key: every other row would fail the same way
                     result = self._failed(row, exc)
                     counter.errors += 1
                 finally:
                     _row_index.reset(token)
-                try:
-                    on_done(index, result)
-                except TypeError as exc:  # not JSON-serializable
-                    on_done(index, self._failed(row, exc))
-                    counter.errors += 1
+                on_done(index, result)
                 counter.done += 1
 
-        workers = [worker() for _ in range(limit)]
         if limit == 1:
-            await workers[0]
-        else:
-            await asyncio.gather(*workers)
+            await worker()
+            return
+        try:
+            async with asyncio.TaskGroup() as group:  # one fatal error stops every worker
+                for _ in range(limit):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failure:
+            raise failure.exceptions[0] from None
+
+    def failed_row(self, row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+        """A copy of ``row`` carrying the error record of this stage, counted by the engine."""
+        return self._failed(row, exc)
 
     def _failed(self, row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         failed = dict(row)

@@ -53,12 +53,12 @@ def _wait_for(side: Path, ended: int, proc: subprocess.Popen, timeout: float = 6
 def _journaled(journal: Path) -> set[int]:
     lines = journal.read_bytes().split(b"\n")[1:]
     done = set()
-    for line in lines:
+    for line in lines:  # each line is a batch of [index, row] pairs
         try:
-            index, _row = orjson.loads(line)
+            batch = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
-        done.add(index)
+        done.update(index for index, _row in batch)
     return done
 
 
@@ -109,7 +109,7 @@ def test_torn_journal_line_is_tolerated(tmp_path: Path) -> None:
     journal = data / ".masksql_pipe" / "journal" / "3_Logged.jsonl"
     done_before = _journaled(journal)
     with journal.open("ab") as handle:  # a write cut short by the crash
-        handle.write(b'[19, {"x": 19, "y": 20, "logg')
+        handle.write(b'[[19, {"x": 19, "y": 20, "logg')
     proc = _start(data, side)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
