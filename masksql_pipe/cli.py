@@ -23,8 +23,9 @@ app = typer.Typer(
     help="Run language-model experiments over a dataset as numbered JSON file stages.",
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# piped output keeps one line per table row (rich would wrap at 80 columns)
+out = Console(width=None if sys.stdout.isatty() else 240)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")]
 PipelineOpt = Annotated[
@@ -170,7 +171,10 @@ def _print_stage_table(engine: Pipeline) -> None:
     err.print(table)
 
 
-@app.command("run")
+@app.command(
+    "run",
+    epilog="Options not listed here are pipeline settings: --schema full means schema=full.",
+)
 def run_command(
     data: DataOpt,
     overrides: OverridesArg = None,
@@ -226,7 +230,7 @@ def status_command(
     _, engine = build_run(data, pipeline, overrides, config, models, RunOptions())
     table = Table(title=f"{pipeline} on {data}", title_justify="left")
     for column in ("file", "rows", "errors", "state", "tokens", "latency s", "model calls"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     input_rows = len(read_rows(input_file))
     table.add_row(input_file.name, str(input_rows), "", "input", "", "", "")
     planned = set()
@@ -349,11 +353,61 @@ def _register_commands() -> None:
 _register_commands()
 
 
+PIPELINE_COMMANDS = ("run", "status", "rerun")
+"""Commands whose unknown ``--name value`` options are pipeline settings (``name=value``)."""
+
+
+def options_as_overrides(args: list[str]) -> list[str]:
+    """Turn options a command does not know into dotted overrides: ``--schema full``.
+
+    So a pipeline's top-level settings read like switches without the CLI knowing them;
+    a setting the pipeline does not have is still reported with the closest known key.
+    """
+    if not args or args[0] not in PIPELINE_COMMANDS:
+        return args
+    command = getattr(typer.main.get_command(app), "commands", {}).get(args[0])
+    if command is None:
+        return args
+    takes_value: set[str] = set()
+    known: set[str] = {"--help"}
+    for param in command.params:
+        if getattr(param, "param_type_name", "") == "option":
+            names = [*param.opts, *param.secondary_opts]
+            known.update(names)
+            if not param.is_flag:
+                takes_value.update(names)
+    result = [args[0]]
+    index = 1
+    while index < len(args):
+        arg = args[index]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            result.extend(args[index:])
+            break
+        if arg in takes_value and index + 1 < len(args):
+            result.extend(args[index : index + 2])
+            index += 2
+            continue
+        if arg.startswith("--") and name not in known and len(name) > 2:
+            key, has_value, value = arg[2:].partition("=")
+            if not has_value and index + 1 < len(args) and not args[index + 1].startswith("-"):
+                value, has_value = args[index + 1], "="
+                index += 1
+            if has_value:
+                result.append(f"{key.replace('-', '_')}={value}")
+                index += 1
+                continue
+        result.append(arg)
+        index += 1
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: a bare ``--data DIR`` means ``run --data DIR``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h"):
         args.insert(0, "run")
+    args = options_as_overrides(args)
     try:
         code = app(args=args, prog_name="python main.py", standalone_mode=False)
     except PipeError as exc:
@@ -364,10 +418,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err.print("[red]error:[/red] interrupted; run the same command again to resume")
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors
             exc.show()
             sys.exit(exc.exit_code)
         raise
