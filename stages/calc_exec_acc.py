@@ -1,0 +1,48 @@
+"""CalcExecAcc: Spider test-suite execution match of the predicted SQL against the gold SQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from stages.base import LocalStage
+from stages.dataset import require
+from stages.exec_match import compare_results, has_top_level_order_by
+from stages.execute_concrete_sql import result_summary
+from stages.execution import run_sql
+
+
+class CalcExecAcc(LocalStage):
+    """Adds `exec_acc` (1 or 0), `gold_result`/`pred_result` (first rows) and their errors."""
+
+    def __init__(
+        self,
+        tables: str = "tables.json",
+        databases: str = "databases",
+        timeout: float = 5.0,
+        max_rows: int = 10000,
+        keep_rows: int = 5,
+    ) -> None:
+        super().__init__(tables, databases)
+        self.timeout = timeout
+        self.max_rows = max_rows
+        self.keep_rows = keep_rows
+
+    def _score(self, row: dict[str, Any]) -> dict[str, Any]:
+        path = self.database(row)
+        gold_sql = require(row, "query", "the input")
+        pred_sql = require(row, "pred_sql", "AddConcreteSql")
+        gold = run_sql(path, gold_sql, timeout=self.timeout, max_rows=self.max_rows)
+        pred = run_sql(path, pred_sql, timeout=self.timeout, max_rows=self.max_rows)
+        match = compare_results(gold, pred, order_matters=has_top_level_order_by(gold_sql))
+        return {
+            "exec_acc": match.score,
+            "gold_result": result_summary(gold, self.keep_rows),
+            "pred_result": result_summary(pred, self.keep_rows),
+            "gold_error": match.gold_error,
+            "pred_error": match.pred_error,
+        }
+
+    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        row.update(await asyncio.to_thread(self._score, row))
+        return row

@@ -1,0 +1,93 @@
+"""What MaskSQL stages share: the Spider dataset of a run (tables.json, databases) and row data.
+
+Stages take relocatable names (`tables="tables.json"`, `databases="databases"`) resolved against
+the run's data folder in `setup`, so moving the folder does not make finished stages stale.
+Helpers rebuild a row's kept schema and symbol table from the plain JSON the row carries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from masksql_pipe.errors import InputError
+from masksql_pipe.transformer import StageRun
+from stages.schema import Schema, load_schema
+from stages.symbols import SymbolTable
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+
+
+def default_template(name: str) -> Path:
+    """The shipped prompt template `stages/prompts/<name>.j2`."""
+    return PROMPTS_DIR / f"{name}.j2"
+
+
+def file_digest(path: Path) -> str | None:
+    """Short sha256 of a file's bytes (None when it cannot be read)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def require(row: dict[str, Any], key: str, stage: str) -> Any:
+    """`row[key]`, or a clear error naming the stage that should have added it."""
+    if key not in row:
+        raise InputError(f"row has no {key!r} field (added by {stage}; run it first)")
+    return row[key]
+
+
+class DatasetMixin:
+    """Finds the dataset files of a run and a row's schema, kept schema, symbols and database."""
+
+    tables: str
+    databases: str
+    tables_digest: str | None = None
+    """Set by the pipeline (digest of tables.json), so editing the schema file reruns stages."""
+    _tables_path: Path | None = None
+    _databases_path: Path | None = None
+
+    def _init_dataset(self, tables: str, databases: str) -> None:
+        self.tables = str(tables)
+        self.databases = str(databases)
+
+    def _setup_dataset(self, run: StageRun) -> None:
+        self._tables_path = Path(run.data_dir) / self.tables
+        self._databases_path = Path(run.data_dir) / self.databases
+
+    def _dataset_fingerprint(self) -> dict[str, Any]:
+        return {"tables_digest": self.tables_digest} if self.tables_digest else {}
+
+    def full_schema(self, row: dict[str, Any]) -> Schema:
+        """The whole schema of the row's database; InputError when tables.json lacks it."""
+        if self._tables_path is None:
+            raise RuntimeError(f"{type(self).__name__}: setup() has not run")
+        db_id = require(row, "db_id", "the input")
+        if not self._tables_path.is_file():
+            raise InputError(
+                f"{self._tables_path}: schema file not found (db_id {db_id!r}); "
+                "a Spider dataset folder needs tables.json"
+            )
+        return load_schema(self._tables_path, str(db_id))
+
+    def kept_schema(self, row: dict[str, Any]) -> Schema:
+        """The row's filtered schema, from AddFilteredSchema's `filtered_schema` map."""
+        kept = require(row, "filtered_schema", "AddFilteredSchema")
+        return self.full_schema(row).filter(kept)
+
+    @staticmethod
+    def symbols(row: dict[str, Any]) -> SymbolTable:
+        """The row's symbol table (AddSymbolTable's `symbols`, extended by LinkValues)."""
+        return SymbolTable.from_dict(require(row, "symbols", "AddSymbolTable"))
+
+    def database(self, row: dict[str, Any]) -> Path:
+        """The row's SQLite file; InputError naming it when it does not exist."""
+        if self._databases_path is None:
+            raise RuntimeError(f"{type(self).__name__}: setup() has not run")
+        db_id = str(require(row, "db_id", "the input"))
+        path = self._databases_path / db_id / f"{db_id}.sqlite"
+        if not path.is_file():
+            raise InputError(f"{path}: database file not found for db_id {db_id!r}")
+        return path

@@ -1,0 +1,29 @@
+"""GenerateSymbolicSql: the large remote model writes SQL seeing only symbols.
+
+Its prompt is built from `symbolic_question` and `symbolic_schema` alone: no real table,
+column or value ever reaches the remote side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.base import ModelStage
+from stages.oracle import gold_symbolic_sql, parse_sql_reply, render_sql_reply
+
+
+class GenerateSymbolicSql(ModelStage):
+    """Adds `symbolic_sql`: SQLite over T#/C#/V# symbols."""
+
+    template_name = "generate_symbolic_sql"
+    prop = "symbolic_sql"
+
+    def _get_prompt(self, row: dict[str, Any]) -> str:
+        return self.render(question=row["symbolic_question"], schema=row["symbolic_schema"])
+
+    def _oracle(self, row: dict[str, Any]) -> str:
+        sql = gold_symbolic_sql(row["query"], self.kept_schema(row), self.symbols(row))
+        return render_sql_reply(sql)
+
+    def _process_output(self, row: dict[str, Any], output: str) -> str:
+        return parse_sql_reply(output)

@@ -1,0 +1,91 @@
+"""LinkValues: the small local model says which column each detected value belongs to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.base import ModelStage
+from stages.dataset import require
+from stages.masking import coerce_value
+from stages.oracle import gold_values, parse_object_reply, render_link_values_reply
+from stages.schema import Schema
+
+
+def resolve_column(item: Any, schema: Schema) -> tuple[str, str] | None:
+    """("table.column", type) for a model's "table.column" or bare "column" answer, or None."""
+    if not isinstance(item, str) or not item.strip():
+        return None
+    table_name, _, col_name = item.strip().rpartition(".")
+    if table_name:
+        column = schema.column(table_name, col_name)
+        tables = [schema.table(table_name)] if column is not None else []
+    else:
+        tables = schema.tables_with_column(col_name)
+        column = tables[0].column(col_name) if tables else None
+    if column is None or not tables or tables[0] is None:
+        return None
+    return f"{tables[0].name}.{column.name}", column.type
+
+
+def _numeric(text: str) -> int | float | None:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None
+
+
+class LinkValues(ModelStage):
+    """Adds `value_links` (value words -> "table.column") and the values' V# symbols to `symbols`.
+
+    A question with no values calls no model.
+    """
+
+    template_name = "link_values"
+    prop = "value_links"
+
+    def _get_prompt(self, row: dict[str, Any]) -> str:
+        return self.render(
+            question=row["question"],
+            values=list(row["values"]),
+            schema=self.kept_schema(row).to_text(types=True),
+        )
+
+    def _oracle(self, row: dict[str, Any]) -> str:
+        gold = gold_values(row["question"], row["query"], self.full_schema(row))
+        by_surface = {str(v["surface"]).lower(): v for v in gold}
+        wanted = [
+            {"surface": s, "column": by_surface.get(s.lower(), {}).get("column")}
+            for s in row["values"]
+        ]
+        return render_link_values_reply(wanted)
+
+    def _process_output(self, row: dict[str, Any], output: str) -> dict[str, str | None]:
+        reply = parse_object_reply(output)
+        kept = self.kept_schema(row)
+        lowered = {str(k).strip().lower(): v for k, v in reply.items()}
+        links: dict[str, str | None] = {}
+        for surface in row["values"]:
+            found = resolve_column(lowered.get(surface.lower()), kept)
+            links[surface] = found[0] if found else None
+        return links
+
+    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        values = require(row, "values", "DetectValues")
+        if values:
+            await super()._process_row(row)
+        else:
+            row[self.prop_name] = {}
+        kept = self.kept_schema(row)
+        symbols = self.symbols(row)
+        for surface, column in row[self.prop_name].items():
+            found = resolve_column(column, kept)
+            if found is not None:
+                value = coerce_value(surface, found[1])
+            else:
+                number = _numeric(surface)
+                value = surface if number is None else number
+            symbols.add_value(value, found[0] if found else None, surface)
+        row["symbols"] = symbols.to_dict()
+        return row

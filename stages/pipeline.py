@@ -1,0 +1,322 @@
+"""The MaskSQL experiment pipeline: configuration, the stage list, and the results report.
+
+`python main.py --data DIR` runs it. A small local model ("slm") ranks the schema, finds and
+links values and terms and repairs failing SQL; a large remote model ("llm") writes SQL over
+symbols only. `report()` prints execution accuracy, usage and privacy figures and writes
+DIR/results.json.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from rich.table import Table
+
+from masksql_pipe.common import LimitJson
+from masksql_pipe.errors import ConfigError
+from masksql_pipe.experiment.pipeline import Pipeline
+from masksql_pipe.files import read_rows, write_json
+from masksql_pipe.lm.base import Model
+from masksql_pipe.transformer import ERROR_KEY, JsonListTransformer
+from stages.add_concrete_sql import AddConcreteSql
+from stages.add_filtered_schema import AddFilteredSchema
+from stages.add_inference_attack import AddInferenceAttack
+from stages.add_symbol_table import AddSymbolTable
+from stages.add_symbolic_question import AddSymbolicQuestion
+from stages.add_symbolic_schema import AddSymbolicSchema
+from stages.calc_exec_acc import CalcExecAcc
+from stages.dataset import DatasetMixin, default_template, file_digest
+from stages.detect_values import DetectValues
+from stages.execute_concrete_sql import ExecuteConcreteSql
+from stages.generate_symbolic_sql import GenerateSymbolicSql
+from stages.link_schema import LinkSchema
+from stages.link_values import LinkValues
+from stages.rank_schema_items import RankSchemaItems
+from stages.repair_sql import RepairSql
+from stages.repair_symbolic_sql import RepairSymbolicSql
+from stages.results import Results
+
+TEMPLATES = {
+    "rank_schema_items": "slm",
+    "detect_values": "slm",
+    "link_values": "slm",
+    "link_schema": "slm",
+    "generate_symbolic_sql": "llm",
+    "repair_symbolic_sql": "llm",
+    "repair_sql": "slm",
+    "inference_attack": "llm",
+}
+"""Template name of each model stage -> the model role it uses."""
+
+RESULTS_FILE = "results.json"
+
+
+def env_model(variable: str) -> str:
+    """A model name from the environment or ./.env (as MaskSQL reads SLM_MODEL/LLM_MODEL)."""
+    value = os.environ.get(variable)
+    if not value and Path(".env").is_file():
+        value = dotenv_values(".env").get(variable)
+    return (value or "").strip() or "oracle"
+
+
+def _number(config: dict[str, Any], key: str, kind: type, minimum: float) -> Any:
+    value = config["execution"][key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigError(f"setting 'execution.{key}' must be a number >= {minimum}, got {value!r}")
+    return kind(value)
+
+
+class MaskSqlPipeline(Pipeline):
+    """Privacy-preserving text-to-SQL (MaskSQL) over a Spider-layout dataset folder."""
+
+    _name = "masksql"
+    _description = (
+        "MaskSQL: mask schema names and values with symbols locally, let the remote model "
+        "write symbolic SQL, unmask, execute and score execution accuracy and privacy."
+    )
+
+    def __init__(
+        self,
+        registry: Any = None,
+        replacement_config: dict[str, Any] | None = None,
+        flat_config_patch: dict[str, Any] | None = None,
+    ) -> None:
+        self._registry = registry
+        default_config = {
+            "models": {"slm": env_model("SLM_MODEL"), "llm": env_model("LLM_MODEL")},
+            "schema": "ranked",
+            "data": {"tables": "tables.json", "databases": "databases"},
+            "execution": {"timeout": 5.0, "max_rows": 10000, "keep_rows": 5},
+            "templates": {name: "" for name in TEMPLATES},
+        }
+        super().__init__(default_config, replacement_config, flat_config_patch)
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _models(self) -> dict[str, Model]:
+        """Resolve slm and llm now, so a wrong name or a missing key fails before any row."""
+        if self._registry is None:
+            from masksql_pipe.lm.registry import ModelRegistry
+
+            self._registry = ModelRegistry.from_environment()
+        models = {}
+        for role in ("slm", "llm"):
+            name = self.config()["models"].get(role)
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"setting 'models.{role}' must be a model name, got {name!r}")
+            models[role] = self._registry.get(name.strip())
+        return models
+
+    def _template(self, name: str) -> Path:
+        chosen = self.config()["templates"].get(name) or ""
+        if not chosen:
+            return default_template(name)
+        path = Path(chosen)
+        if not path.is_absolute() and not path.is_file() and self.data_dir is not None:
+            path = Path(self.data_dir) / chosen
+        if not path.is_file():
+            raise ConfigError(f"setting 'templates.{name}': template file {chosen!r} not found")
+        return path
+
+    def describe(self) -> str:
+        """One line naming the models this run uses."""
+        names = self.config()["models"]
+        offline = {"oracle": "offline oracle: answers from gold data", "echo": "offline echo"}
+        notes = sorted({offline[n] for n in names.values() if n in offline})
+        note = f" ({'; '.join(notes)})" if notes else ""
+        schema = self.config()["schema"]
+        return f"models: slm={names['slm']} llm={names['llm']}{note}; schema: {schema}"
+
+    def stages(self) -> dict[str, JsonListTransformer]:
+        """Resolve models and templates first, then the MaskSQL stages in order."""
+        config = self.config()
+        if config["schema"] not in ("ranked", "full"):
+            raise ConfigError(
+                f"setting 'schema' must be 'ranked' or 'full', got {config['schema']!r}"
+            )
+        models = self._models()
+        templates = {name: self._template(name) for name in TEMPLATES}
+        timeout = _number(config, "timeout", float, 0.001)
+        max_rows = _number(config, "max_rows", int, 1)
+        keep_rows = _number(config, "keep_rows", int, 0)
+        data = {
+            "tables": str(config["data"]["tables"]),
+            "databases": str(config["data"]["databases"]),
+        }
+        limits = {"timeout": timeout, "max_rows": max_rows, "keep_rows": keep_rows}
+        options = self.options
+
+        def model_stage(cls: type, name: str, **extra: Any) -> JsonListTransformer:
+            chosen = templates[name]
+            template = None if chosen == default_template(name) else chosen
+            return cls(models[TEMPLATES[name]].name, template, **data, **extra)
+
+        stages: dict[str, JsonListTransformer] = {
+            "LimitJson": LimitJson(
+                options.start if options else 0, options.limit if options else None
+            ),
+            "RankSchemaItems": model_stage(
+                RankSchemaItems, "rank_schema_items", full=config["schema"] == "full"
+            ),
+            "AddFilteredSchema": AddFilteredSchema(**data),
+            "AddSymbolTable": AddSymbolTable(**data),
+            "DetectValues": model_stage(DetectValues, "detect_values"),
+            "LinkValues": model_stage(LinkValues, "link_values"),
+            "LinkSchema": model_stage(LinkSchema, "link_schema"),
+            "AddSymbolicSchema": AddSymbolicSchema(**data),
+            "AddSymbolicQuestion": AddSymbolicQuestion(**data),
+            "GenerateSymbolicSql": model_stage(GenerateSymbolicSql, "generate_symbolic_sql"),
+            "RepairSymbolicSql": model_stage(RepairSymbolicSql, "repair_symbolic_sql"),
+            "AddConcreteSql": AddConcreteSql(**data),
+            "ExecuteConcreteSql": ExecuteConcreteSql(**data, **limits),
+            "RepairSql": model_stage(RepairSql, "repair_sql", **limits),
+            "CalcExecAcc": CalcExecAcc(**data, **limits),
+            "AddInferenceAttack": model_stage(AddInferenceAttack, "inference_attack"),
+            "Results": Results(),
+        }
+        if self.data_dir is not None:
+            digest = file_digest(Path(self.data_dir) / data["tables"])
+            for stage in stages.values():
+                if isinstance(stage, DatasetMixin):
+                    stage.tables_digest = digest
+        return stages
+
+    # -- cases ----------------------------------------------------------------------------------
+
+    def case_id(self, row: dict[str, Any], index: int) -> str:
+        """The Spider question_id when the row has one."""
+        if "question_id" in row:
+            return str(row["question_id"])
+        return super().case_id(row, index)
+
+    def case_passed(self, row: dict[str, Any]) -> bool | None:
+        """Passed when the prediction's execution matches the gold query's."""
+        if ERROR_KEY in row:
+            return False
+        if "exec_acc" not in row:
+            return None
+        return row["exec_acc"] == 1
+
+    def case_result(self, row: dict[str, Any]) -> Any:
+        """The question, the SQL the pipeline produced, its score and any error."""
+        result = {
+            "question": row.get("question"),
+            "pred_sql": row.get("pred_sql"),
+            "exec_acc": row.get("exec_acc"),
+        }
+        if ERROR_KEY in row:
+            result["error"] = row[ERROR_KEY]
+        return result
+
+    # -- report -------------------------------------------------------------------------------
+
+    def report(self, last_file: Path, console: Any) -> None:
+        """Print the results table and write DIR/results.json."""
+        rows = read_rows(last_file)
+        results = summarize(rows)
+        results["models"] = dict(self.config()["models"])
+        results["schema"] = self.config()["schema"]
+        write_json(Path(last_file).parent / RESULTS_FILE, results)
+        console.print(results_table(results))
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 6) if values else None
+
+
+def mask_coverage(row: dict[str, Any]) -> tuple[int, int] | None:
+    """(masked, total) of the row's annotated `gold_links` terms, or None without annotations."""
+    terms = row.get("gold_links")
+    question = row.get("symbolic_question")
+    if not isinstance(terms, list | dict) or not isinstance(question, str):
+        return None
+    words = [str(t) for t in terms if str(t).strip()]
+    leaked = [
+        t
+        for t in words
+        if re.search(r"(?<!\w)" + re.escape(t) + r"(?!\w)", question, re.IGNORECASE)
+    ]
+    return len(words) - len(leaked), len(words)
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's figures from the last file's rows (rows with errors score 0)."""
+    count = len(rows)
+    correct = sum(1 for r in rows if ERROR_KEY not in r and r.get("exec_acc") == 1)
+    tokens = [int(r.get("total_toks") or 0) for r in rows]
+    latency = [float(r.get("total_latency") or 0.0) for r in rows]
+    errors: dict[str, int] = {}
+    for row in rows:
+        if ERROR_KEY in row:
+            stage = str(row[ERROR_KEY].get("stage", "?"))
+            errors[stage] = errors.get(stage, 0) + 1
+    reid = [r["reidentification"] for r in rows if isinstance(r.get("reidentification"), dict)]
+    symbols = sum(int(x.get("symbols", 0)) for x in reid)
+    found = sum(int(x.get("reidentified", 0)) for x in reid)
+    coverage = [c for c in (mask_coverage(r) for r in rows) if c is not None]
+    masked = sum(c[0] for c in coverage)
+    terms = sum(c[1] for c in coverage)
+    return {
+        "rows": count,
+        "exec_acc": round(correct / count, 6) if count else None,
+        "correct": correct,
+        "tokens": {"total": sum(tokens), "mean": _mean([float(t) for t in tokens])},
+        "latency": {"total": round(sum(latency), 6), "mean": _mean(latency)},
+        "privacy": {
+            "reidentification_rate": round(found / symbols, 6) if symbols else None,
+            "reidentification_mean": _mean([float(x.get("rate", 0.0)) for x in reid]),
+            "symbols": symbols,
+            "reidentified": found,
+            "attacked_rows": len(reid),
+            "mask_coverage": round(masked / terms, 6) if terms else None,
+            "annotated_terms": terms,
+        },
+        "errors": {"rows": sum(errors.values()), "by_stage": errors},
+    }
+
+
+def _fmt(value: Any, percent: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    if percent:
+        return f"{100 * value:.2f}%"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    """The figures as a rich table."""
+    table = Table(title="MaskSQL results", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    privacy = results["privacy"]
+    table.add_row("rows", str(results["rows"]))
+    table.add_row(
+        "execution accuracy",
+        f"{_fmt(results['exec_acc'], True)} ({results['correct']}/{results['rows']})",
+    )
+    table.add_row(
+        "tokens total / mean", f"{results['tokens']['total']} / {_fmt(results['tokens']['mean'])}"
+    )
+    table.add_row(
+        "latency s total / mean",
+        f"{_fmt(results['latency']['total'])} / {_fmt(results['latency']['mean'])}",
+    )
+    table.add_row(
+        "re-identification rate",
+        f"{_fmt(privacy['reidentification_rate'], True)} "
+        f"({privacy['reidentified']}/{privacy['symbols']} symbols)",
+    )
+    table.add_row(
+        "mask coverage",
+        f"{_fmt(privacy['mask_coverage'], True)} ({privacy['annotated_terms']} annotated terms)",
+    )
+    by_stage = results["errors"]["by_stage"]
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(by_stage.items()))
+    table.add_row(
+        "rows with errors", f"{results['errors']['rows']}" + (f" ({detail})" if detail else "")
+    )
+    return table

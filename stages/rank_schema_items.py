@@ -1,0 +1,125 @@
+"""RankSchemaItems: the small local model keeps the tables and columns a question needs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from masksql_pipe.lm.base import Model
+from stages.base import ModelStage
+from stages.oracle import (
+    gold_schema_items,
+    name_variants,
+    parse_json_reply,
+    render_schema_items_reply,
+)
+from stages.schema import Schema
+
+
+def mentioned_items(question: str, schema: Schema) -> dict[str, list[str]]:
+    """Tables and columns whose names (or simple variants) the question writes as whole words."""
+    items: dict[str, list[str]] = {}
+
+    def said(name: str) -> bool:
+        return any(
+            re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", question, re.IGNORECASE)
+            for v in name_variants(name)
+        )
+
+    for table in schema.tables:
+        cols = [c.name for c in table.columns if said(c.name)]
+        if cols or said(table.name):
+            items[table.name] = cols
+    return items
+
+
+def oracle_items(question: str, sql: str, schema: Schema) -> dict[str, list[str]]:
+    """What a perfect ranker keeps: the gold query's items plus every item the question names,
+    so that each schema word of the question has a symbol and can be masked."""
+    items = {t: list(c) for t, c in gold_schema_items(sql, schema).items()}
+    for table, cols in mentioned_items(question, schema).items():
+        if table in items and not items[table]:
+            continue  # an empty list (count(*)) already keeps every column
+        merged = items.setdefault(table, [])
+        merged += [c for c in cols if c not in merged]
+    return items
+
+
+def normalize_items(reply: Any, schema: Schema) -> dict[str, list[str]]:
+    """A model's ranking as {table: [columns]} with real spellings; unknown names dropped.
+
+    Accepts {table: [columns]}, a list of "table.column"/"table" strings, or {table: "col"}.
+    """
+    pairs: list[tuple[str, str | None]] = []
+    if isinstance(reply, dict):
+        for table, cols in reply.items():
+            cols = [cols] if isinstance(cols, str) else cols
+            pairs.append((str(table), None))
+            pairs += [(str(table), str(c)) for c in cols or [] if isinstance(c, str)]
+    elif isinstance(reply, list):
+        for item in reply:
+            if isinstance(item, str):
+                table, _, col = item.partition(".")
+                pairs.append((table.strip(), col.strip() or None))
+    items: dict[str, list[str]] = {}
+    for table_name, col_name in pairs:
+        table = schema.table(table_name)
+        if table is None:
+            continue
+        cols = items.setdefault(table.name, [])
+        column = table.column(col_name) if col_name else None
+        if column is not None and column.name not in cols:
+            cols.append(column.name)
+    return items
+
+
+def all_items(schema: Schema) -> dict[str, list[str]]:
+    """Every table with every column: the `schema: full` choice."""
+    return {t.name: [c.name for c in t.columns] for t in schema.tables}
+
+
+class RankSchemaItems(ModelStage):
+    """Asks the small model which tables/columns the question needs (`schema_items`).
+
+    The oracle keeps the gold query's items plus those the question names (`oracle_items`).
+
+    With `full=True` it keeps the whole schema and calls no model. A reply naming no known
+    table also falls back to the whole schema (`schema_items_fallback` says so).
+    """
+
+    template_name = "rank_schema_items"
+    prop = "schema_items"
+
+    def __init__(
+        self,
+        model: str | Model = "oracle",
+        template: str | Path | None = None,
+        tables: str = "tables.json",
+        databases: str = "databases",
+        full: bool = False,
+    ) -> None:
+        super().__init__(model, template, tables, databases)
+        self.full = full
+
+    def _get_prompt(self, row: dict[str, Any]) -> str:
+        schema = self.full_schema(row)
+        return self.render(question=row["question"], schema=schema.to_text(types=True))
+
+    def _oracle(self, row: dict[str, Any]) -> str:
+        items = oracle_items(row["question"], row["query"], self.full_schema(row))
+        return render_schema_items_reply(items)
+
+    def _process_output(self, row: dict[str, Any], output: str) -> dict[str, list[str]]:
+        return normalize_items(parse_json_reply(output), self.full_schema(row))
+
+    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        schema = self.full_schema(row)
+        if self.full:
+            row[self.prop_name] = all_items(schema)
+            return row
+        await super()._process_row(row)
+        if not row[self.prop_name]:
+            row[self.prop_name] = all_items(schema)
+            row["schema_items_fallback"] = True
+        return row

@@ -1,0 +1,67 @@
+"""RepairSql: when the concrete SQL fails to run, the small local model fixes it; rerun it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from masksql_pipe.lm.base import Model
+from stages.base import ModelStage
+from stages.dataset import require
+from stages.execute_concrete_sql import result_summary
+from stages.execution import run_sql
+from stages.oracle import parse_sql_reply, render_sql_reply
+
+
+class RepairSql(ModelStage):
+    """Only for rows whose `execution` failed: asks for a fixed `pred_sql` (real names are fine
+    here, the model is local), keeps the old one in `pred_sql_before_repair` and the old result
+    in `execution_before_repair`, and executes the new one. Other rows: no model call.
+    """
+
+    template_name = "repair_sql"
+    prop = "pred_sql"
+
+    def __init__(
+        self,
+        model: str | Model = "oracle",
+        template: str | Path | None = None,
+        tables: str = "tables.json",
+        databases: str = "databases",
+        timeout: float = 5.0,
+        max_rows: int = 10000,
+        keep_rows: int = 5,
+    ) -> None:
+        super().__init__(model, template, tables, databases)
+        self.timeout = timeout
+        self.max_rows = max_rows
+        self.keep_rows = keep_rows
+
+    def _get_prompt(self, row: dict[str, Any]) -> str:
+        return self.render(
+            question=row["question"],
+            schema=self.kept_schema(row).to_text(types=True),
+            sql=row["pred_sql"],
+            error=row["execution"]["error"],
+        )
+
+    def _oracle(self, row: dict[str, Any]) -> str:
+        return render_sql_reply(row["query"])
+
+    def _process_output(self, row: dict[str, Any], output: str) -> str:
+        return parse_sql_reply(output)
+
+    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        execution = require(row, "execution", "ExecuteConcreteSql")
+        if execution.get("ok"):
+            return row
+        path = self.database(row)
+        row["pred_sql_before_repair"] = row["pred_sql"]
+        row["execution_before_repair"] = execution
+        await super()._process_row(row)
+        result = await asyncio.to_thread(
+            run_sql, path, row["pred_sql"], timeout=self.timeout, max_rows=self.max_rows
+        )
+        row["execution"] = result_summary(result, self.keep_rows)
+        return row
