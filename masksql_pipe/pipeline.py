@@ -290,7 +290,7 @@ class Pipeline:
 
         stage.stats = {}
         stage._tracebacks.clear()
-        run = StageRun(in_path.parent, book, key, in_path, out_path, self.options)
+        run = StageRun(in_path.parent, book, key, in_path, out_path, self.options, rows)
         counter.total = len(todo)
         results.update(done)
 

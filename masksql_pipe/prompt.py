@@ -15,8 +15,7 @@ from typing import IO, Any
 import jinja2
 import orjson
 
-from masksql_pipe.errors import ConfigError, PipeError
-from masksql_pipe.files import read_rows
+from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.base import Completion, Messages, Model
 from masksql_pipe.lm.cache import ResponseCache, cache_key
 from masksql_pipe.lm.registry import ModelRegistry
@@ -151,7 +150,7 @@ class PromptProcessor(JsonListTransformer):
         self._use_oracle = model.uses_oracle and has_oracle
         if self.template is not None:
             self._compile()
-            self._try_first_prompt(run.input_path)
+            self._try_first_prompt(run.rows)
         if not model.offline:
             self._cache = ResponseCache(run.book_dir / "cache.sqlite")
             self._lookup = not run.options.no_cache
@@ -159,12 +158,8 @@ class PromptProcessor(JsonListTransformer):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in teardown
 
-    def _try_first_prompt(self, input_path: Path) -> None:
+    def _try_first_prompt(self, rows: list[dict[str, Any]]) -> None:
         """Render the first row's prompt so a template error stops the stage before any call."""
-        try:
-            rows = read_rows(input_path)
-        except PipeError:
-            return
         for index, row in enumerate(rows):
             if isinstance(row, dict) and ERROR_KEY not in row:
                 try:

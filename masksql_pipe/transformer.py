@@ -58,6 +58,8 @@ class StageRun:
     input_path: Path
     output_path: Path
     options: RunOptions = field(default_factory=RunOptions)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """The parsed input rows (read-only for setup: e.g. render the first prompt early)."""
 
 
 @dataclass
