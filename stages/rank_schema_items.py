@@ -17,32 +17,37 @@ from stages.oracle import (
 from stages.schema import Schema
 
 
-def mentioned_items(question: str, schema: Schema) -> dict[str, list[str]]:
-    """Tables and columns whose names (or simple variants) the question writes as whole words."""
-    items: dict[str, list[str]] = {}
-
-    def said(name: str) -> bool:
-        return any(
-            re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", question, re.IGNORECASE)
-            for v in name_variants(name)
-        )
-
-    for table in schema.tables:
-        cols = [c.name for c in table.columns if said(c.name)]
-        if cols or said(table.name):
-            items[table.name] = cols
-    return items
+def _said(question: str, name: str) -> bool:
+    return any(
+        re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", question, re.IGNORECASE)
+        for v in name_variants(name)
+    )
 
 
 def oracle_items(question: str, sql: str, schema: Schema) -> dict[str, list[str]]:
-    """What a perfect ranker keeps: the gold query's items plus every item the question names,
-    so that each schema word of the question has a symbol and can be masked."""
+    """What a perfect ranker keeps: the gold query's items, plus each table the question names
+    and each column name it writes that no kept column already spells, so every schema word of
+    the question gets a symbol and can be masked."""
     items = {t: list(c) for t, c in gold_schema_items(sql, schema).items()}
-    for table, cols in mentioned_items(question, schema).items():
-        if table in items and not items[table]:
-            continue  # an empty list (count(*)) already keeps every column
-        merged = items.setdefault(table, [])
-        merged += [c for c in cols if c not in merged]
+    for table in schema.tables:
+        if table.name not in items and _said(question, table.name):
+            items[table.name] = list(table.primary_keys)
+
+    def covered(name: str) -> bool:
+        for tname, cols in items.items():
+            table = schema.table(tname)
+            kept = cols or ([c.name for c in table.columns] if table else [])
+            if name.lower() in (c.lower() for c in kept):
+                return True
+        return False
+
+    for table in schema.tables:
+        for column in table.columns:
+            if covered(column.name) or not _said(question, column.name):
+                continue
+            if table.name in items and not items[table.name]:
+                continue  # an empty list (count(*)) already keeps every column
+            items.setdefault(table.name, []).append(column.name)
     return items
 
 
