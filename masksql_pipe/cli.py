@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -86,7 +87,7 @@ def build_run(
     options: RunOptions,
 ) -> tuple[Any, Pipeline]:
     """Configure the named experiment pipeline and turn it into an engine Pipeline."""
-    from .experiment.config import load_config_file, parse_overrides
+    from .experiment.config import load_config_file, loggable, parse_overrides
     from .experiment.functions import function_stage
     from .experiment.pipeline import load_pipeline
     from .lm.registry import ModelRegistry
@@ -103,7 +104,9 @@ def build_run(
     experiment.data_dir = data
     experiment.options = options
     spec = experiment.stages()
-    return experiment, Pipeline(spec, options, adapt=function_stage)
+    settings = {"config": loggable(experiment.config())}
+    adapt = functools.partial(function_stage, metadata=settings)
+    return experiment, Pipeline(spec, options, adapt=adapt)
 
 
 def _run(

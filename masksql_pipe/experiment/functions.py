@@ -66,10 +66,16 @@ def _is_completion(value: Any) -> bool:
     return all(hasattr(value, a) for a in ("text", "prompt_tokens", "completion_tokens", "latency"))
 
 
-def function_stage(name: str, function: Any, inputs: list[str]) -> JsonListTransformer:
-    """Adapter for ``Pipeline(..., adapt=function_stage)``: wraps async functions as stages."""
+def function_stage(
+    name: str, function: Any, inputs: list[str], metadata: dict[str, Any] | None = None
+) -> JsonListTransformer:
+    """Adapter for ``Pipeline(..., adapt=...)``: wraps async functions as stages.
+
+    ``metadata`` (the run's configuration, from the CLI) is part of each node's fingerprint:
+    a function's source says nothing of the settings its closure captured.
+    """
     if isinstance(function, JsonListTransformer):
         return function
     if not callable(function):
         raise SpecError(f"DAG node {name!r}: function is a {type(function).__name__}, not callable")
-    return FunctionStage(name, function, inputs)
+    return FunctionStage(name, function, inputs, metadata)

@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..files import BOOKKEEPING_DIR, read_json, read_rows, write_json
 from ..pipeline import Pipeline as Engine
 from ..transformer import ERROR_KEY
-from .config import redact, to_jsonable
+from .config import loggable, redact
 
 
 def runs_dir(data_dir: Path) -> Path:
@@ -42,9 +42,9 @@ class RunLogger:
         self.data_dir = data_dir
         self.pipeline = pipeline
         self.experiment = experiment
-        self.argv = [_redact_arg(arg) for arg in argv]
+        self.argv = redact(list(argv))
         now = datetime.now(UTC)
-        self.created = now.isoformat(timespec="seconds")
+        self.created = now.isoformat(timespec="microseconds")
         self.id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
     def write(self, engine: Engine, last: Path | None, interrupted: str | None = None) -> dict:
@@ -68,7 +68,7 @@ class RunLogger:
             "pipeline": self.pipeline,
             "data_dir": str(self.data_dir.resolve()),
             "argv": self.argv,
-            "config": redact(to_jsonable(self.experiment.config())),
+            "config": loggable(self.experiment.config()),
             "stages": [report.to_dict() for report in engine.reports],
             "cases": cases,
             "totals": {
@@ -104,21 +104,15 @@ class RunLogger:
         }
 
 
-def _redact_arg(arg: str) -> str:
-    key, sep, _ = arg.partition("=")
-    lowered = key.lower()
-    if sep and any(word in lowered for word in ("key", "token", "secret", "password")):
-        return f"{key}=***"
-    return arg
-
-
 def list_runs(data_dir: Path) -> list[dict[str, Any]]:
     """All run records of a dataset, oldest first."""
     folder = runs_dir(data_dir)
     if not folder.is_dir():
         return []
-    records = [read_json(path) for path in sorted(folder.glob("*.json"))]
-    return [r for r in records if isinstance(r, dict) and "id" in r]
+    records = [read_json(path) for path in folder.glob("*.json")]
+    runs = [r for r in records if isinstance(r, dict) and "id" in r]
+    # ids name the second only; `created` orders runs started within the same second
+    return sorted(runs, key=lambda r: (str(r.get("created", "")), r["id"]))
 
 
 def load_run(data_dir: Path, ref: str) -> dict[str, Any]:
