@@ -264,9 +264,9 @@ def status_command(
 
 
 def _model_stats(stats: dict[str, Any]) -> str:
-    if not stats.get("calls"):
+    if not stats.get("calls") and not stats.get("cache_hits"):
         return ""
-    parts = [f"{stats['calls']} calls"]
+    parts = [f"{stats.get('calls', 0)} calls"]
     if stats.get("cache_hits"):
         parts.append(f"{stats['cache_hits']} cached")
     if "prompt_tokens" in stats:
