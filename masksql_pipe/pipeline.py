@@ -8,6 +8,7 @@ resumes from its row journal.
 from __future__ import annotations
 
 import gc
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -316,6 +317,7 @@ class Pipeline:
         output = [results[i] for i in range(len(rows)) if i in results]  # filters drop rows
         data = dump_rows(output)
         out_digest = BackgroundDigest(data)
+        self._keep_hand_edits(out_path, book)
         write_atomic(out_path, data)
         out_state = FileState.of_bytes(out_path, data, out_digest.result())
         del data
@@ -358,6 +360,23 @@ class Pipeline:
             resumed_rows=resumed,
             stats=dict(stage.stats),
         )
+
+    def _keep_hand_edits(self, out_path: Path, book: Path) -> None:
+        """Copy an output we did not write as it is now (hand-edited, or foreign) aside first.
+
+        Rerunning a stage whose code changed must not silently drop a researcher's edits.
+        """
+        if not out_path.exists():
+            return
+        record = read_json(book / "stages" / f"{out_path.stem}.json")
+        known = FileState.from_dict(record.get("output")) if isinstance(record, dict) else None
+        if known is not None and current_digest(out_path, known) == known.digest:
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+        kept = book / "replaced" / f"{out_path.stem}.{stamp}.json"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(out_path, kept)
+        self._say(f"{out_path.name} had changes this pipeline did not make; a copy is in {kept}")
 
     def _say(self, message: str) -> None:
         if self.log is not None and self.options.progress is not False:

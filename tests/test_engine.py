@@ -308,3 +308,20 @@ def test_output_file_mode_follows_umask(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert last.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+async def test_rerun_keeps_a_copy_of_a_hand_edited_output(data_dir: Path) -> None:
+    await Pipeline([AddNumber(1)]).run(data_dir / "1_input.json")
+    out = data_dir / "2_AddNumber.json"
+    rows = load(out)
+    rows[0]["note"] = "checked by hand"
+    write_rows(out, rows)
+    edited = out.read_bytes()
+    # the stage changes too: its output must be recomputed, but the edit is not thrown away
+    await Pipeline([AddNumber(2)]).run(data_dir / "1_input.json")
+    assert "note" not in load(out)[0]
+    kept = list((data_dir / ".masksql_pipe" / "replaced").glob("2_AddNumber.*.json"))
+    assert [path.read_bytes() for path in kept] == [edited]
+    # a file the pipeline wrote itself is simply replaced
+    await Pipeline([AddNumber(3)]).run(data_dir / "1_input.json")
+    assert len(list((data_dir / ".masksql_pipe" / "replaced").iterdir())) == 1
