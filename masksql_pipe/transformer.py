@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import hashlib
 import inspect
 import traceback
@@ -146,6 +147,7 @@ class JsonListTransformer(ABC):
         cls = type(self)
         parts = {
             "class": f"{cls.__module__}.{cls.__qualname__}",
+            "source": class_source_digest(cls),
             "version": cls.version,
             "params": self.params(),
             "extra": self.fingerprint_extra(),
@@ -229,6 +231,19 @@ class JsonListTransformer(ABC):
     @property
     def _tracebacks(self) -> list[tuple[int | None, str]]:
         return self.__dict__.setdefault("_traceback_list", [])
+
+
+@functools.cache
+def class_source_digest(cls: type) -> str:
+    """Digest of a stage class's own source, so editing its code makes its outputs stale.
+
+    Code it calls elsewhere is not covered: bump ``version`` for such changes.
+    """
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return ""
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def _fingerprint_default(value: Any) -> Any:

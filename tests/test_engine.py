@@ -325,3 +325,44 @@ async def test_rerun_keeps_a_copy_of_a_hand_edited_output(data_dir: Path) -> Non
     # a file the pipeline wrote itself is simply replaced
     await Pipeline([AddNumber(3)]).run(data_dir / "1_input.json")
     assert len(list((data_dir / ".masksql_pipe" / "replaced").iterdir())) == 1
+
+
+def test_editing_a_stage_class_makes_it_stale(tmp_path: Path) -> None:
+    # two runs of a real module file: the class body changes between them
+    module = tmp_path / "edited_stage.py"
+    source = (
+        "from masksql_pipe import JsonListTransformer\n"
+        "class Edited(JsonListTransformer):\n"
+        "    async def _process_row(self, row):\n"
+        "        row['v'] = {value}\n"
+        "        return row\n"
+    )
+    data = tmp_path / "data"
+    write_rows(data / "1_input.json", [{"x": 1}])
+    script = (
+        "import asyncio, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from edited_stage import Edited\n"
+        "from masksql_pipe import Pipeline\n"
+        "p = Pipeline([Edited()])\n"
+        "print(p.states(sys.argv[2])[0].status)\n"
+        "asyncio.run(p.run(sys.argv[2]))\n"
+    )
+    import subprocess
+    import sys
+
+    def run() -> str:
+        result = subprocess.run(
+            [sys.executable, "-B", "-c", script, str(tmp_path), str(data / "1_input.json")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout.strip()
+
+    module.write_text(source.format(value=1))
+    assert run() == "missing"
+    assert run() == "up to date"
+    module.write_text(source.format(value=2))
+    assert run() == "stale"
+    assert load(data / "2_Edited.json") == [{"x": 1, "v": 2}]
