@@ -303,12 +303,14 @@ def results_table(results: dict[str, Any]) -> Table:
     )
     table.add_row(
         "latency s total / mean",
-        f"{_fmt(results['latency']['total'])} / {_fmt(results['latency']['mean'])}",
+        f"{results['latency']['total']:.3f} / {results['latency']['mean'] or 0:.3f}",
     )
+    attacker = results.get("models", {}).get("llm")
+    note = "; the offline oracle attacker guesses nothing" if attacker == "oracle" else ""
     table.add_row(
         "re-identification rate",
         f"{_fmt(privacy['reidentification_rate'], True)} "
-        f"({privacy['reidentified']}/{privacy['symbols']} symbols)",
+        f"({privacy['reidentified']}/{privacy['symbols']} symbols{note})",
     )
     table.add_row(
         "mask coverage",
