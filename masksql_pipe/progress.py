@@ -33,7 +33,11 @@ def _rate(done: int, elapsed: float) -> str:
 
 @contextlib.asynccontextmanager
 async def show_progress(
-    label: str, counter: RowCounter, enabled: bool | None, stream: TextIO | None = None
+    label: str,
+    counter: RowCounter,
+    enabled: bool | None,
+    stream: TextIO | None = None,
+    plain_interval: float = PLAIN_INTERVAL,
 ) -> AsyncIterator[None]:
     """Display ``counter`` while the body runs: a bar on a TTY, lines otherwise, or nothing."""
     stream = stream or sys.stderr
@@ -78,7 +82,7 @@ async def show_progress(
                 flush=True,
             )
 
-        interval = PLAIN_INTERVAL
+        interval = plain_interval
 
     async def tick() -> None:
         while True:
