@@ -13,6 +13,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_options import (
+    ConcurrencyOpt,
+    ConfigOpt,
+    DataOpt,
+    ForceOpt,
+    MaxErrorsOpt,
+    ModelsOpt,
+    NoCacheOpt,
+    OverridesArg,
+    PipelineOpt,
+    ProgressOpt,
+    RetryErrorsOpt,
+)
 from .errors import InputError, PipeError
 from .files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
 from .pipeline import Pipeline, StageInterrupted
@@ -27,24 +40,6 @@ app = typer.Typer(
 # piped output keeps one line per table row (rich would wrap at 80 columns)
 out = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
-
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")]
-PipelineOpt = Annotated[
-    str, typer.Option("--pipeline", "-p", help="Pipeline name or module path (see `pipelines`).")
-]
-OverridesArg = Annotated[
-    list[str] | None,
-    typer.Argument(help="Config overrides as dotted.key=value (value parsed as JSON if it can)."),
-]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="YAML or JSON file replacing the default config.")
-]
-ModelsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--models", help="Model settings file (YAML/JSON); default models.yaml if present."
-    ),
-]
 
 COMMANDS = {
     "run",
@@ -187,24 +182,16 @@ def run_command(
     from_number: Annotated[
         int | None, typer.Option("--from", help="Rerun every stage after file number N.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
-    retry_errors: Annotated[
-        bool, typer.Option("--retry-errors", help="Rerun only the failed rows.")
-    ] = False,
-    concurrency: Annotated[int, typer.Option(help="Rows in flight per stage.", min=1)] = 16,
+    force: ForceOpt = False,
+    retry_errors: RetryErrorsOpt = False,
+    concurrency: ConcurrencyOpt = 16,
     start: Annotated[int, typer.Option(help="First row kept by LimitJson.", min=0)] = 0,
     limit: Annotated[
         int | None, typer.Option(help="Rows kept by LimitJson (default: all).", min=0)
     ] = None,
-    max_errors: Annotated[
-        int, typer.Option("--max-errors", help="Failed rows tolerated before exit code 1.")
-    ] = 0,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Send every prompt, ignoring cached answers.")
-    ] = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Show progress.")
-    ] = None,
+    max_errors: MaxErrorsOpt = 0,
+    no_cache: NoCacheOpt = False,
+    progress: ProgressOpt = None,
 ) -> None:
     """Run a pipeline over DIR/1_input.json, reusing every stage that is up to date."""
     options = RunOptions(

@@ -20,6 +20,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..cli_options import (
+    ConcurrencyOpt,
+    DataOpt,
+    ForceOpt,
+    MaxErrorsOpt,
+    ModelsOpt,
+    NoCacheOpt,
+    OverridesArg,
+    ProgressOpt,
+    RetryErrorsOpt,
+    RunArg,
+)
 from ..errors import ConfigError, InputError
 from ..files import write_atomic
 from ..transformer import RunOptions
@@ -27,21 +39,6 @@ from .config import REDACTED, iter_dotted, parse_overrides
 from .pipeline import builtin_pipelines, load_pipeline
 from .report import compare, format_run, render_comparison, render_summary
 from .runlog import list_runs, load_run, runs_dir
-
-# The same options as the CLI's own commands. Defined here, not imported, because cli.py
-# imports this module while it loads (register(app)); cli's helpers are imported on use.
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")]
-RunArg = Annotated[str, typer.Argument(help="Run id, unique id prefix, or 'latest'.")]
-OverridesArg = Annotated[
-    list[str] | None,
-    typer.Argument(help="Config overrides as dotted.key=value (value parsed as JSON if it can)."),
-]
-ModelsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--models", help="Model settings file (YAML/JSON); default models.yaml if present."
-    ),
-]
 
 
 def _out() -> Console:
@@ -223,20 +220,12 @@ def rerun_command(
     data: DataOpt,
     overrides: OverridesArg = None,
     models: ModelsOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
-    retry_errors: Annotated[
-        bool, typer.Option("--retry-errors", help="Rerun only the failed rows.")
-    ] = False,
-    concurrency: Annotated[int, typer.Option(help="Rows in flight per stage.", min=1)] = 16,
-    max_errors: Annotated[
-        int, typer.Option("--max-errors", help="Failed rows tolerated before exit code 1.")
-    ] = 0,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Send every prompt, ignoring cached answers.")
-    ] = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Show progress.")
-    ] = None,
+    force: ForceOpt = False,
+    retry_errors: RetryErrorsOpt = False,
+    concurrency: ConcurrencyOpt = 16,
+    max_errors: MaxErrorsOpt = 0,
+    no_cache: NoCacheOpt = False,
+    progress: ProgressOpt = None,
 ) -> None:
     """Run again with a recorded run's pipeline and configuration, plus new KEY=VALUE overrides.
 

@@ -1,0 +1,39 @@
+"""Typer option declarations shared by the run-like commands (run, status, rerun ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")]
+PipelineOpt = Annotated[
+    str, typer.Option("--pipeline", "-p", help="Pipeline name or module path (see `pipelines`).")
+]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Config overrides as dotted.key=value (value parsed as JSON if it can)."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML or JSON file replacing the default config.")
+]
+ModelsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--models", help="Model settings file (YAML/JSON); default models.yaml if present."
+    ),
+]
+RunArg = Annotated[str, typer.Argument(help="Run id, unique id prefix, or 'latest'.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Rerun every stage.")]
+RetryErrorsOpt = Annotated[bool, typer.Option("--retry-errors", help="Rerun only the failed rows.")]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Rows in flight per stage.", min=1)]
+MaxErrorsOpt = Annotated[
+    int, typer.Option("--max-errors", help="Failed rows tolerated before exit code 1.")
+]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Send every prompt, ignoring cached answers.")
+]
+ProgressOpt = Annotated[
+    bool | None, typer.Option("--progress/--no-progress", help="Show progress.")
+]
