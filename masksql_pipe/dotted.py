@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 _MISSING = object()
 
 
+def _parts(path: str) -> list[str]:
+    """Segments of a dotted path; the empty path is the object itself."""
+    return path.split(".") if path else []
+
+
 def _step(node: Any, part: str) -> Any:
-    if isinstance(node, dict):
+    if isinstance(node, Mapping):
         return node.get(part, _MISSING)
     if isinstance(node, list) and part.lstrip("-").isdigit():
         index = int(part)
@@ -19,7 +25,7 @@ def _step(node: Any, part: str) -> Any:
 def has_path(obj: Any, path: str) -> bool:
     """Whether every segment of ``path`` exists in ``obj``."""
     node = obj
-    for part in path.split("."):
+    for part in _parts(path):
         node = _step(node, part)
         if node is _MISSING:
             return False
@@ -29,7 +35,7 @@ def has_path(obj: Any, path: str) -> bool:
 def get_path(obj: Any, path: str, default: Any = None) -> Any:
     """Value at a dotted path (dict keys; integer segments index lists), or ``default``."""
     node = obj
-    for part in path.split("."):
+    for part in _parts(path):
         node = _step(node, part)
         if node is _MISSING:
             return default
@@ -37,23 +43,34 @@ def get_path(obj: Any, path: str, default: Any = None) -> Any:
 
 
 def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
-    """Set the value at a dotted path, creating intermediate dicts as needed."""
-    parts = path.split(".")
+    """Set the value at a dotted path, creating missing dicts on the way.
+
+    KeyError names the path when it runs through a value or a missing list item.
+    """
+    parts = _parts(path)
+    if not parts:
+        raise KeyError("cannot set the empty path")
     node: Any = obj
-    for part in parts[:-1]:
-        nxt = _step(node, part)
-        if nxt is _MISSING or not isinstance(nxt, dict | list):
-            if not isinstance(node, dict):
-                raise KeyError(f"cannot set {path!r}: {part!r} is not inside an object")
-            nxt = node[part] = {}
-        node = nxt
-    last = parts[-1]
-    if isinstance(node, list) and last.lstrip("-").isdigit():
-        node[int(last)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise KeyError(f"cannot set {path!r}: its parent is not an object")
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[: depth + 1])
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if _step(node, part) is _MISSING:
+                raise KeyError(f"{where!r}: no list item {part!r}")
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+                return
+            if part not in node:
+                node[part] = {}
+            node = node[part]
+        else:  # never overwrite a value to make room for a path through it
+            parent = ".".join(parts[:depth]) or "the root"
+            raise KeyError(f"{where!r}: {parent!r} is not a mapping or a list")
 
 
 def delete_path(obj: dict[str, Any], path: str) -> bool:

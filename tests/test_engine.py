@@ -366,3 +366,17 @@ def test_editing_a_stage_class_makes_it_stale(tmp_path: Path) -> None:
     module.write_text(source.format(value=2))
     assert run() == "stale"
     assert load(data / "2_Edited.json") == [{"x": 1, "v": 2}]
+
+
+def test_dotted_paths() -> None:
+    from masksql_pipe import get_path, set_path
+
+    row = {"a": {"b": [{"c": 1}]}, "s": "text"}
+    assert get_path(row, "a.b.0.c") == 1
+    assert get_path(row, "a.b.1.c", "missing") == "missing"
+    assert get_path(row, "") is row
+    set_path(row, "a.new.deep", 2)
+    assert row["a"]["new"] == {"deep": 2}
+    with pytest.raises(KeyError, match="'s' is not a mapping"):
+        set_path(row, "s.x", 1)
+    assert row["s"] == "text"  # a value is never overwritten to make room

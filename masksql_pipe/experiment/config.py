@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from masksql_pipe.dotted import get_path, has_path, set_path
 from masksql_pipe.errors import ConfigError
 
 __all__ = [
@@ -77,60 +78,19 @@ class MissingSettingsError(ConfigError):
 # Dotted paths
 
 
-def _split(path: str) -> list[str]:
-    """Split a dotted path into segments; the empty path is the root."""
-    return path.split(".") if path else []
-
-
-def _step(node: Any, segment: str) -> Any:
-    """One step down a path: a dict key, or an integer index into a list; _MISSING if absent."""
-    if isinstance(node, Mapping):
-        return node.get(segment, _MISSING)
-    if isinstance(node, list) and re.fullmatch(r"-?\d+", segment):
-        index = int(segment)
-        if -len(node) <= index < len(node):
-            return node[index]
-    return _MISSING
-
-
 def get_dotted(obj: Any, path: str, default: Any = _NO_DEFAULT) -> Any:
     """Value at a dotted path (``a.b.0.c``); KeyError naming the path unless a default is given."""
-    node = obj
-    for segment in _split(path):
-        node = _step(node, segment)
-        if node is _MISSING:
-            if default is not _NO_DEFAULT:
-                return default
-            raise KeyError(path)
-    return node
+    if default is _NO_DEFAULT and not has_path(obj, path):
+        raise KeyError(path)
+    return get_path(obj, path, None if default is _NO_DEFAULT else default)
 
 
 def set_dotted(obj: Any, path: str, value: Any) -> None:
     """Set the value at a dotted path, creating missing dicts on the way; integers index lists."""
-    segments = _split(path)
-    if not segments:
-        raise ConfigError("cannot set the empty setting path")
-    node = obj
-    for depth, segment in enumerate(segments):
-        last = depth == len(segments) - 1
-        where = ".".join(segments[: depth + 1])
-        if isinstance(node, list):
-            if not re.fullmatch(r"-?\d+", segment) or not -len(node) <= int(segment) < len(node):
-                raise ConfigError(f"setting '{where}': no list item {segment!r}")
-            if last:
-                node[int(segment)] = value
-                return
-            node = node[int(segment)]
-        elif isinstance(node, dict):
-            if last:
-                node[segment] = value
-                return
-            if segment not in node:
-                node[segment] = {}
-            node = node[segment]
-        else:
-            parent = ".".join(segments[:depth]) or "<root>"
-            raise ConfigError(f"setting '{where}': '{parent}' is not a mapping or list")
+    try:
+        set_path(obj, path, value)
+    except KeyError as exc:
+        raise ConfigError(f"setting {exc.args[0]}") from None
 
 
 def iter_dotted(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -272,15 +232,11 @@ def _prompts(config: Any) -> list[tuple[str, str]]:
 def _unknown_key_message(base: Any, key: str) -> str:
     """Message for a path that does not exist: the closest existing key, else the valid names."""
     segments = key.split(".")
-    parent: Any = base
     depth = 0
-    while depth < len(segments):
-        child = _step(parent, segments[depth])
-        if child is _MISSING:
-            break
-        parent = child
+    while depth < len(segments) and has_path(base, ".".join(segments[: depth + 1])):
         depth += 1
     prefix = ".".join(segments[:depth])
+    parent: Any = get_path(base, prefix)
     if not isinstance(parent, Mapping | list):
         return f"unknown setting '{key}'; '{prefix}' is a single value with no sub-settings"
     if isinstance(parent, list):
