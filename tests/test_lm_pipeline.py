@@ -20,6 +20,7 @@ from lm_fixtures import (
 
 from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm import ModelRegistry
+from masksql_pipe.lm.registry import ModelSpec
 from masksql_pipe.pipeline import Pipeline
 from masksql_pipe.testing import LoopbackServer
 from masksql_pipe.transformer import ERROR_KEY, RunOptions
@@ -260,3 +261,20 @@ async def test_dict_values_are_merged(tmp_path: Path) -> None:
     assert row["links"] == {"old": 1, "new": "g"}
     assert row["total_toks"] == len("Q: q") // 4 + len("g") // 4
     assert isinstance(row["total_latency"], float)
+
+
+async def test_unreachable_endpoint_stops_the_stage_once(tmp_path: Path) -> None:
+    # a server that was there and is gone: every row would fail the same way
+    with LoopbackServer() as gone:
+        url = gone.base_url
+    path = write_input(tmp_path, questions(40))
+    registry = ModelRegistry(
+        {"gone": ModelSpec("gone", "m", base_url=url, max_retries=1)}, {"OPENAI_API_KEY": SECRET}
+    )
+    pipeline = Pipeline([Ask("answer", "gone")], quiet(registry=registry, concurrency=4))
+    with pytest.raises(ModelError, match="cannot connect") as info:
+        await pipeline.run(path)
+    await registry.aclose()
+    assert getattr(info.value, "fatal", False)
+    assert SECRET not in str(info.value)
+    assert not (tmp_path / "2_Ask.json").exists()  # nothing that looks finished

@@ -36,6 +36,16 @@ class ModelRejected(ModelError):
     fatal = True
 
 
+class ModelUnreachable(ModelError):
+    """The endpoint refused connections through every retry: it is down for all rows alike.
+
+    `fatal` stops the stage (rows already finished are kept) instead of letting every other
+    row spend the same minute of retries before failing the same way.
+    """
+
+    fatal = True
+
+
 class ClientPool:
     """One `AsyncOpenAI` client per (endpoint, key, event loop), reusing its connections.
 
@@ -198,7 +208,7 @@ class OpenAIModel(Model):
             raise _MalformedReply(str(exc), 0) from None
 
     def _unreachable(self) -> ModelError:
-        return ModelError(
+        return ModelUnreachable(
             f"model {self.name!r}: cannot connect to {self.base_url} after "
             f"{self.max_retries} retries (check base_url and that the server is up)"
         )
