@@ -134,3 +134,15 @@ def test_bad_edit_keeps_computed_files(data_dir: Path) -> None:
     assert result.returncode == 2
     assert "3_AddNumber.json: invalid JSON at line 1" in result.stderr
     assert (data_dir / "4_Logged.json").read_bytes() == before
+
+
+def test_run_log_times_are_ordered(data_dir: Path) -> None:
+    from datetime import datetime
+
+    assert run(data_dir, "log.delay=0.01").returncode == 0
+    (log,) = (data_dir / ".masksql_pipe" / "runs").glob("*.json")
+    record = load(log)
+    created = datetime.fromisoformat(record["created"])
+    finished = datetime.fromisoformat(record["finished"])
+    assert created <= finished
+    assert (finished - created).total_seconds() >= 0.01 * 10 / 16  # 10 rows of 10 ms, 16 at once

@@ -145,7 +145,7 @@ def history_command(
         totals = run.get("totals") if isinstance(run.get("totals"), dict) else {}
         table.add_row(
             str(run["id"]),
-            str(run.get("created", "")).replace("T", " ").replace("+00:00", "Z"),
+            _when(run.get("created")),
             Text(str(run.get("pipeline", "?"))),
             _count(totals.get("cases")),
             _count(totals.get("passed")),
@@ -156,6 +156,12 @@ def history_command(
     _out().print(table)
     if len(runs) > limit:
         _out().print(f"({len(runs) - limit} older runs not shown; --limit N shows more)")
+
+
+def _when(stamp: Any) -> str:
+    """A run's ISO time as 'YYYY-MM-DD HH:MM:SSZ' (UTC, to the second)."""
+    text = str(stamp or "")
+    return text[:19].replace("T", " ") + ("Z" if text.endswith("+00:00") else "")
 
 
 def _count(value: Any) -> str:

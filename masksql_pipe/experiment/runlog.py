@@ -63,7 +63,7 @@ class RunLogger:
         record = {
             "id": self.id,
             "created": self.created,
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="microseconds"),
             "git_commit": git_commit(),
             "pipeline": self.pipeline,
             "data_dir": str(self.data_dir.resolve()),
