@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiofiles
 import orjson
 
 from .errors import InputError
@@ -94,6 +95,19 @@ def read_bytes(path: Path) -> bytes:
     """Read a file, turning a missing or unreadable file into a one-line InputError."""
     try:
         return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, expected a JSON file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+async def read_bytes_async(path: Path) -> bytes:
+    """``read_bytes`` off the event loop (aiofiles), so a large stage file does not stall it."""
+    try:
+        async with aiofiles.open(path, "rb") as handle:
+            return await handle.read()
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except IsADirectoryError:

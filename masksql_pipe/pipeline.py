@@ -7,6 +7,7 @@ resumes from its row journal.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import shutil
 import sys
@@ -30,7 +31,7 @@ from .files import (
     dump_rows,
     parse_rows,
     parse_stage_file,
-    read_bytes,
+    read_bytes_async,
     read_json,
     read_rows,
     write_atomic,
@@ -221,7 +222,7 @@ class Pipeline:
             )
 
         started = time.monotonic()
-        raw = read_bytes(in_path)
+        raw = await read_bytes_async(in_path)
         in_digest = BackgroundDigest(raw)
         rows = parse_rows(raw, in_path)
         in_state = FileState.of_bytes(in_path, raw, in_digest.result())
@@ -318,7 +319,7 @@ class Pipeline:
         data = dump_rows(output)
         out_digest = BackgroundDigest(data)
         self._keep_hand_edits(out_path, book)
-        write_atomic(out_path, data)
+        await asyncio.to_thread(write_atomic, out_path, data)  # fsync off the event loop
         out_state = FileState.of_bytes(out_path, data, out_digest.result())
         del data
         errors, failed_earlier, total_toks, total_latency = _scan(output, stage.name)
