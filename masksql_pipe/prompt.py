@@ -283,8 +283,8 @@ class PromptProcessor(JsonListTransformer):
             "retries": self._retries,
             "prompt_tokens": self._prompt_tokens,
             "completion_tokens": self._completion_tokens,
-            "latency_p50": _percentile(lat, 50),
-            "latency_p95": _percentile(lat, 95),
+            "latency_p50": percentile(lat, 50),
+            "latency_p95": percentile(lat, 95),
             "latency_max": round(lat[-1], 4) if lat else None,
         }
 
@@ -314,7 +314,7 @@ def _number(value: Any, kind: type) -> Any:
     return kind(0)
 
 
-def _percentile(values: list[float], pct: float) -> float | None:
+def percentile(values: list[float], pct: float) -> float | None:
     """Nearest-rank percentile of sorted `values` (None when empty)."""
     if not values:
         return None

@@ -236,6 +236,12 @@ def test_simple_with_perfect_passes_every_case(tmp_path: Path) -> None:
     assert totals["error"] == totals["failed"] == 0
     assert totals["total_toks"] == sum(row["total_toks"] for row in rows)
     assert [c["id"] for c in log["cases"]] == [case["id"] for case in cases]
+    # the infer node's model calls show in its stage figures, as a PromptProcessor's do
+    (infer,) = [stage for stage in log["stages"] if stage["name"] == "infer"]
+    stats = infer["stats"]
+    assert stats["calls"] == len(cases)
+    assert stats["prompt_tokens"] + stats["completion_tokens"] == totals["total_toks"]
+    assert stats["latency_max"] >= stats["latency_p95"] >= stats["latency_p50"] >= 0
     assert all(c["passed"] is True and c["status"] == "complete" for c in log["cases"])
     assert f"{len(cases)} of {len(cases)} answers correct" in result.stdout
 

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import SpecError
-from ..transformer import JsonListTransformer
+from ..prompt import percentile
+from ..transformer import JsonListTransformer, StageRun
 
 StageFunction = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -36,6 +37,30 @@ class FunctionStage(JsonListTransformer):
     def fingerprint_extra(self) -> dict[str, Any]:
         # closures built in stages() capture config; their values are in metadata
         return {"metadata": self.metadata}
+
+    async def setup(self, run: StageRun) -> None:
+        self._latencies: list[float] = []
+
+    async def teardown(self) -> None:
+        """Latency percentiles of the model calls the function made, for status and reports."""
+        if self._latencies:
+            values = sorted(self._latencies)
+            self.stats["latency_p50"] = percentile(values, 50)
+            self.stats["latency_p95"] = percentile(values, 95)
+            self.stats["latency_max"] = round(values[-1], 4)
+
+    def _count_call(self, completion: Any) -> None:
+        """Usage of a model call whose Completion the function returned."""
+        stats = self.stats
+        if getattr(completion, "cached", False):
+            stats["cache_hits"] = stats.get("cache_hits", 0) + 1
+            return
+        stats["calls"] = stats.get("calls", 0) + 1
+        stats["prompt_tokens"] = stats.get("prompt_tokens", 0) + completion.prompt_tokens
+        stats["completion_tokens"] = (
+            stats.get("completion_tokens", 0) + completion.completion_tokens
+        )
+        self._latencies.append(completion.latency)
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         results = dict(row.get(RESULTS_KEY) or {})

@@ -57,6 +57,7 @@ tfoot td { font-weight: 600; background: var(--bg); }
 .muted { color: var(--muted); }
 .side { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; }
 .side > div { min-width: 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
 """.strip()
 
 
@@ -113,12 +114,13 @@ def _table(
             parts.append(f"<{tag}{cls}>{_cell(cell)}</{tag}>")
         return "<tr>" + "".join(parts) + "</tr>"
 
-    out = ["<table>", "<thead>", row(headers, "th"), "</thead>", "<tbody>"]
+    # the scroll box keeps a wide table inside its column (side-by-side comparisons)
+    out = ['<div class="scroll">', "<table>", "<thead>", row(headers, "th"), "</thead>", "<tbody>"]
     out += [row(cells, "td") for cells in rows]
     out.append("</tbody>")
     if foot is not None:
         out += ["<tfoot>", row(foot, "td"), "</tfoot>"]
-    out.append("</table>")
+    out += ["</table>", "</div>"]
     return "\n".join(out)
 
 
