@@ -80,6 +80,7 @@ class FunctionStage(JsonListTransformer):
                 int(row.get("total_toks", 0)) + value.prompt_tokens + value.completion_tokens
             )
             row["total_latency"] = float(row.get("total_latency", 0.0)) + value.latency
+            self._count_call(value)
             value = value.text
         results[self.name] = value
         row[RESULTS_KEY] = results
