@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +21,7 @@ from .cli_options import (
     ConfigOpt,
     DataOpt,
     ForceOpt,
+    LimitOpt,
     MaxErrorsOpt,
     ModelsOpt,
     NoCacheOpt,
@@ -25,6 +29,7 @@ from .cli_options import (
     PipelineOpt,
     ProgressOpt,
     RetryErrorsOpt,
+    StartOpt,
 )
 from .errors import InputError, PipeError
 from .files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
@@ -80,8 +85,13 @@ def build_run(
     config: Path | None,
     models: Path | None,
     options: RunOptions,
+    inspect: bool = False,
 ) -> tuple[Any, Pipeline]:
-    """Configure the named experiment pipeline and turn it into an engine Pipeline."""
+    """Configure the named experiment pipeline and turn it into an engine Pipeline.
+
+    ``inspect`` (status) builds models without their keys: fingerprints need their
+    settings only, and a researcher may look at a run from a shell without the key.
+    """
     from .experiment.config import load_config_file, loggable, parse_overrides
     from .experiment.functions import function_stage
     from .experiment.pipeline import load_pipeline
@@ -93,7 +103,9 @@ def build_run(
     if models is None and Path("models.yaml").is_file():
         models = Path("models.yaml")
     env_file = Path(".env") if Path(".env").is_file() else None
-    registry = ModelRegistry.from_environment(config_file=models, env_file=env_file)
+    registry = ModelRegistry.from_environment(
+        config_file=models, env_file=env_file, require_keys=not inspect
+    )
     options.registry = registry
     experiment = cls(registry, replacement, patch)
     experiment.data_dir = data
@@ -185,10 +197,8 @@ def run_command(
     force: ForceOpt = False,
     retry_errors: RetryErrorsOpt = False,
     concurrency: ConcurrencyOpt = 16,
-    start: Annotated[int, typer.Option(help="First row kept by LimitJson.", min=0)] = 0,
-    limit: Annotated[
-        int | None, typer.Option(help="Rows kept by LimitJson (default: all).", min=0)
-    ] = None,
+    start: StartOpt = 0,
+    limit: LimitOpt = None,
     max_errors: MaxErrorsOpt = 0,
     no_cache: NoCacheOpt = False,
     progress: ProgressOpt = None,
@@ -211,13 +221,29 @@ def run_command(
 def status_command(
     data: DataOpt,
     overrides: OverridesArg = None,
-    pipeline: PipelineOpt = "masksql",
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            "--pipeline", "-p", help="Pipeline name or module path (default: the last run's)."
+        ),
+    ] = None,
     config: ConfigOpt = None,
     models: ModelsOpt = None,
+    start: Annotated[int | None, typer.Option(help="First row kept by LimitJson.", min=0)] = None,
+    limit: LimitOpt = None,
 ) -> None:
-    """One line per stage file: rows, errors, up to date or stale (and why), usage."""
+    """One line per stage file: rows, errors, up to date or stale (and why), usage.
+
+    With no settings given, stages are judged against the last run's pipeline, configuration
+    and --start/--limit (they are part of the fingerprints); give settings to judge others.
+    """
     input_file = _input_file(data)
-    _, engine = build_run(data, pipeline, overrides, config, models, RunOptions())
+    with _last_run_settings(data, pipeline, overrides, config, start, limit) as settings:
+        pipeline, config, start, limit, recorded_models = settings
+        options = RunOptions(start=start or 0, limit=limit)
+        _, engine = build_run(
+            data, pipeline, overrides, config, models or recorded_models, options, inspect=True
+        )
     table = Table(title=f"{pipeline} on {data}", title_justify="left")
     for column in ("file", "rows", "errors", "state", "tokens", "latency s", "model calls"):
         table.add_column(column, no_wrap=True)
@@ -248,6 +274,42 @@ def status_command(
                 path.name, "", "", "[yellow]not written by this pipeline[/yellow]", "", "", ""
             )
     out.print(table)
+
+
+@contextlib.contextmanager
+def _last_run_settings(
+    data: Path,
+    pipeline: str | None,
+    overrides: list[str] | None,
+    config: Path | None,
+    start: int | None,
+    limit: int | None,
+) -> Iterator[tuple[str, Path | None, int | None, int | None, Path | None]]:
+    """(pipeline, config file, start, limit, models file) to judge stages by.
+
+    The given ones, or, when none is given, those of the last recorded run (its configuration
+    replayed from a temporary file, as `rerun` does).
+    """
+    from .experiment.runlog import list_runs, recorded_option
+
+    runs = list_runs(data)
+    given = overrides or config or start is not None or limit is not None
+    last = runs[-1] if runs else None
+    if given or last is None or (pipeline is not None and pipeline != last.get("pipeline")):
+        yield pipeline or "masksql", config, start, limit, None
+        return
+    argv = [str(arg) for arg in last.get("argv") or []]
+    err.print(f"judged against the settings of run {last['id']}", highlight=False)
+    with tempfile.TemporaryDirectory(prefix="masksql_pipe_status_") as folder:
+        replay = Path(folder) / "config.json"
+        replay.write_bytes(orjson.dumps(last.get("config") or {}))
+        yield (
+            str(last.get("pipeline")),
+            replay,
+            recorded_option(argv, "--start", int),
+            recorded_option(argv, "--limit", int),
+            recorded_option(argv, "--models", Path),
+        )
 
 
 def _model_stats(stats: dict[str, Any]) -> str:

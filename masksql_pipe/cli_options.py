@@ -37,3 +37,5 @@ NoCacheOpt = Annotated[
 ProgressOpt = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Show progress.")
 ]
+StartOpt = Annotated[int, typer.Option(help="First row kept by LimitJson.", min=0)]
+LimitOpt = Annotated[int | None, typer.Option(help="Rows kept by LimitJson (default: all).", min=0)]

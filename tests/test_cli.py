@@ -146,3 +146,40 @@ def test_run_log_times_are_ordered(data_dir: Path) -> None:
     finished = datetime.fromisoformat(record["finished"])
     assert created <= finished
     assert (finished - created).total_seconds() >= 0.01 * 10 / 16  # 10 rows of 10 ms, 16 at once
+
+
+def test_status_needs_no_api_key_but_run_does(tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import ROOT
+
+    data = tmp_path / "spider"
+    data.mkdir()
+    for name in ("1_input.json", "tables.json"):
+        shutil.copy(ROOT / "data" / name, data / name)
+    shutil.copytree(ROOT / "data" / "databases", data / "databases")
+    assert cli("--data", str(data), "--limit", "2").returncode == 0  # offline oracle models
+    # a researcher looks at the folder from a shell without the key, for a remote llm
+    result = cli("status", "--data", str(data), "--limit", "2", "models.llm=remote-model")
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in line_of(result.stdout, "10_AddSymbolicQuestion.json")
+    assert "stale" in line_of(result.stdout, "11_GenerateSymbolicSql.json")
+    result = cli("--data", str(data), "--limit", "2", "models.llm=remote-model")
+    assert result.returncode == 2
+    assert "OPENAI_API_KEY" in result.stderr
+    assert list((data / ".masksql_pipe" / "journal").glob("11_*")) == []  # stopped before rows
+
+
+def test_status_judges_by_the_last_runs_settings(data_dir: Path) -> None:
+    side = f"log.side_file={data_dir.parent / 'side.log'}"
+    assert cli("--data", str(data_dir), *PIPE, side, "--limit", "4", "add.amount=3").returncode == 0
+    result = cli("status", "--data", str(data_dir))  # nothing repeated
+    assert result.returncode == 0, result.stderr
+    assert "judged against the settings of run" in result.stderr
+    for name in ("2_LimitJson.json", "3_AddNumber.json", "4_Logged.json"):
+        assert "up to date" in line_of(result.stdout, name)
+        assert " 4 " in line_of(result.stdout, name)
+    # settings given explicitly are judged instead
+    result = cli("status", "--data", str(data_dir), *PIPE, side, "--limit", "4", "add.amount=5")
+    assert "up to date" in line_of(result.stdout, "2_LimitJson.json")
+    assert "stale" in line_of(result.stdout, "3_AddNumber.json")

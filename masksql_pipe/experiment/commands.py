@@ -38,7 +38,7 @@ from ..transformer import RunOptions
 from .config import REDACTED, iter_dotted, parse_overrides
 from .pipeline import builtin_pipelines, load_pipeline
 from .report import compare, format_run, render_comparison, render_summary
-from .runlog import list_runs, load_run, runs_dir
+from .runlog import list_runs, load_run, recorded_option, runs_dir
 
 
 def _out() -> Console:
@@ -257,10 +257,10 @@ def rerun_command(
             "supply each again as KEY=VALUE"
         )
     argv = [str(arg) for arg in record.get("argv") or []]
-    start = _recorded_option(argv, "--start", int)
-    limit = _recorded_option(argv, "--limit", int)
+    start = recorded_option(argv, "--start", int)
+    limit = recorded_option(argv, "--limit", int)
     if models is None:
-        models = _recorded_option(argv, "--models", Path)
+        models = recorded_option(argv, "--models", Path)
     options = RunOptions(
         concurrency=concurrency,
         force=force,
@@ -276,22 +276,6 @@ def rerun_command(
         config_file = Path(folder) / f"{record['id']}.json"
         config_file.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
         _run(data, pipeline, overrides, config_file, models, options, max_errors, sys.argv[1:])
-
-
-def _recorded_option(argv: list[str], flag: str, kind: Callable[[str], Any]) -> Any:
-    """The value of ``flag`` in a recorded command line (``--limit 3`` or ``--limit=3``)."""
-    value = None
-    for index, item in enumerate(argv):
-        if item == flag and index + 1 < len(argv):
-            value = argv[index + 1]
-        elif item.startswith(flag + "="):
-            value = item.partition("=")[2]
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise InputError(f"recorded option {flag} {value!r} is not valid") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,19 @@ def load_run(data_dir: Path, ref: str) -> dict[str, Any]:
     if not matches:
         raise InputError(f"no run {ref!r} in {runs_dir(data_dir)} (see `history`)")
     raise InputError(f"run id prefix {ref!r} is ambiguous: {', '.join(m['id'] for m in matches)}")
+
+
+def recorded_option(argv: list[str], flag: str, kind: Callable[[str], Any]) -> Any:
+    """The value of ``flag`` in a recorded command line (``--limit 3`` or ``--limit=3``)."""
+    value = None
+    for index, item in enumerate(argv):
+        if item == flag and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif item.startswith(flag + "="):
+            value = item.partition("=")[2]
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InputError(f"recorded option {flag} {value!r} is not valid") from None

@@ -18,7 +18,7 @@ import httpx2
 import openai
 import orjson
 
-from masksql_pipe.errors import ModelError
+from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
 from masksql_pipe.lm.limits import CallLimits
 
@@ -104,6 +104,7 @@ class OpenAIModel(Model):
         max_retries: int = DEFAULT_MAX_RETRIES,
         pool: ClientPool | None = None,
         raw: bool = True,
+        unusable: ModelError | ConfigError | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -119,6 +120,8 @@ class OpenAIModel(Model):
         self._raw = raw
         self._clients: dict[int, openai.AsyncOpenAI] = {}
         self._rejected: ModelRejected | None = None
+        self._unusable = unusable
+        """Why this model may be described but not called (e.g. no key, in `status`)."""
 
     def settings(self) -> dict[str, Any]:
         """Model id, endpoint and sampling settings (never the key)."""
@@ -135,6 +138,8 @@ class OpenAIModel(Model):
 
     async def complete(self, messages: Messages, *, oracle: str | None = None) -> Completion:
         """Send one chat request (retried by the client); ModelError when it fails for good."""
+        if self._unusable is not None:
+            raise self._unusable
         if self._rejected is not None:
             raise self._rejected
         budget = estimate_tokens(messages_text(messages)) + int(

@@ -75,9 +75,12 @@ class ModelRegistry:
         *,
         config_file: Path | None = None,
         transport: str = "aiohttp",
+        require_keys: bool = True,
     ) -> None:
         self._specs = dict(specs or {})
         self._env = dict(env if env is not None else os.environ)
+        self.require_keys = require_keys
+        """False for inspection (status): a model without its key can be described, not called."""
         self.config_file = config_file
         self._offline = offline_models()
         self._models: dict[str, Model] = {}
@@ -85,7 +88,10 @@ class ModelRegistry:
 
     @classmethod
     def from_environment(
-        cls, config_file: Path | None = None, env_file: Path | None = None
+        cls,
+        config_file: Path | None = None,
+        env_file: Path | None = None,
+        require_keys: bool = True,
     ) -> ModelRegistry:
         """Build from the environment, a `.env` file (never overriding real variables) and the
         model config file (`config_file`, else $MASKSQL_PIPE_MODELS, else none)."""
@@ -99,7 +105,12 @@ class ModelRegistry:
         if config_file is None and env.get(CONFIG_ENV):
             config_file = Path(env[CONFIG_ENV])
         specs = load_config(Path(config_file)) if config_file is not None else {}
-        return cls(specs, env, config_file=Path(config_file) if config_file else None)
+        return cls(
+            specs,
+            env,
+            config_file=Path(config_file) if config_file else None,
+            require_keys=require_keys,
+        )
 
     def names(self) -> list[str]:
         """Built-in offline model names, then the configured ones."""
@@ -124,8 +135,11 @@ class ModelRegistry:
         else:
             spec = self._spec(name)
             api_key = self._env.get(spec.api_key_env, "").strip()
+            unusable = None
             if not api_key:
-                raise ConfigError(self._missing_key(spec))
+                unusable = ConfigError(self._missing_key(spec))
+                if self.require_keys:
+                    raise unusable
             model = OpenAIModel(
                 name,
                 model=spec.model,
@@ -137,6 +151,7 @@ class ModelRegistry:
                 timeout=spec.timeout,
                 max_retries=spec.max_retries,
                 pool=self._pool,
+                unusable=unusable,
             )
         self._models[name] = model
         return model
