@@ -183,3 +183,13 @@ def test_status_judges_by_the_last_runs_settings(data_dir: Path) -> None:
     result = cli("status", "--data", str(data_dir), *PIPE, side, "--limit", "4", "add.amount=5")
     assert "up to date" in line_of(result.stdout, "2_LimitJson.json")
     assert "stale" in line_of(result.stdout, "3_AddNumber.json")
+
+
+def test_pipelines_lists_user_pipelines_by_module_path() -> None:
+    result = cli("pipelines", "helpers_stages:CountingPipeline", "no_such_module:Nope")
+    assert result.returncode == 0, result.stderr
+    assert "Adds a number to x and logs each call" in line_of(
+        result.stdout, "helpers_stages:CountingPipeline"
+    )
+    assert "cannot load" in line_of(result.stdout, "no_such_module:Nope")
+    assert "masksql" in result.stdout and "simple" in result.stdout

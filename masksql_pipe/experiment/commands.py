@@ -52,13 +52,19 @@ def _out() -> Console:
 # Pipelines and models
 
 
-def pipelines_command() -> None:
-    """List the built-in pipelines with their description and required settings."""
+def pipelines_command(
+    extra: Annotated[
+        list[str] | None,
+        typer.Argument(help="Your own pipelines to list too, as module paths (pkg.mod:Class)."),
+    ] = None,
+) -> None:
+    """List the built-in pipelines (and any given by module path) with their required settings."""
     table = Table(title="Pipelines", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("description")
     table.add_column("you must set")
-    for name, target in builtin_pipelines().items():
+    targets = {**builtin_pipelines(), **{path: path for path in extra or []}}
+    for name, target in targets.items():
         try:
             cls = load_pipeline(name)
         except Exception as exc:  # a broken pipeline is listed, not fatal
