@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -9,6 +10,33 @@ from masksql_pipe.lm.base import Model
 from masksql_pipe.prompt import PromptProcessor
 from masksql_pipe.transformer import JsonListTransformer, StageRun
 from stages.dataset import DatasetMixin, default_template
+from stages.execution import ExecResult, run_sql
+
+
+class SqlExecution:
+    """Limits for running SQL on a row's database, shared by the stages that execute it.
+
+    Needs `database(row)` from DatasetMixin. Stages still list timeout, max_rows and keep_rows
+    in their own constructors: the fingerprint binds parameters by name.
+    """
+
+    timeout: float
+    max_rows: int
+    keep_rows: int
+
+    def _init_execution(self, timeout: float, max_rows: int, keep_rows: int) -> None:
+        self.timeout = timeout
+        self.max_rows = max_rows
+        self.keep_rows = keep_rows
+
+    def run(self, path: Path, sql: str) -> ExecResult:
+        """Run `sql` read-only within the limits (blocking: call from a worker thread)."""
+        return run_sql(path, sql, timeout=self.timeout, max_rows=self.max_rows)
+
+    async def execute(self, row: dict[str, Any], sql: str) -> dict[str, Any]:
+        """Run `sql` on the row's database in a worker thread; the summary the row keeps."""
+        result = await asyncio.to_thread(self.run, self.database(row), sql)  # type: ignore[attr-defined]
+        return result.summary(self.keep_rows)
 
 
 class LocalStage(DatasetMixin, JsonListTransformer):

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from stages.base import LocalStage
+from stages.base import LocalStage, SqlExecution
 from stages.dataset import require
 from stages.exec_match import compare_results, has_top_level_order_by
-from stages.execute_concrete_sql import result_summary
-from stages.execution import run_sql
 
 
-class CalcExecAcc(LocalStage):
+class CalcExecAcc(SqlExecution, LocalStage):
     """Adds `exec_acc` (1 or 0), `gold_result`/`pred_result` (first rows) and their errors."""
 
     def __init__(
@@ -24,21 +22,19 @@ class CalcExecAcc(LocalStage):
         keep_rows: int = 5,
     ) -> None:
         super().__init__(tables, databases)
-        self.timeout = timeout
-        self.max_rows = max_rows
-        self.keep_rows = keep_rows
+        self._init_execution(timeout, max_rows, keep_rows)
 
     def _score(self, row: dict[str, Any]) -> dict[str, Any]:
         path = self.database(row)
         gold_sql = require(row, "query", "the input")
         pred_sql = require(row, "pred_sql", "AddConcreteSql")
-        gold = run_sql(path, gold_sql, timeout=self.timeout, max_rows=self.max_rows)
-        pred = run_sql(path, pred_sql, timeout=self.timeout, max_rows=self.max_rows)
+        gold = self.run(path, gold_sql)
+        pred = self.run(path, pred_sql)
         match = compare_results(gold, pred, order_matters=has_top_level_order_by(gold_sql))
         return {
             "exec_acc": match.score,
-            "gold_result": result_summary(gold, self.keep_rows),
-            "pred_result": result_summary(pred, self.keep_rows),
+            "gold_result": gold.summary(self.keep_rows),
+            "pred_result": pred.summary(self.keep_rows),
             "gold_error": match.gold_error,
             "pred_error": match.pred_error,
         }

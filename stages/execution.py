@@ -42,10 +42,26 @@ class ExecResult:
         """Plain JSON data (rows as lists; bytes as hex)."""
         return {
             "columns": list(self.columns),
-            "rows": [[v.hex() if isinstance(v, bytes) else v for v in r] for r in self.rows],
+            "rows": _plain_rows(self.rows),
             "error": self.error,
             "truncated": self.truncated,
         }
+
+    def summary(self, keep_rows: int) -> dict[str, Any]:
+        """What a row keeps of a result: ok/error, columns, the first rows and the row count."""
+        return {
+            "ok": self.ok,
+            "error": self.error,
+            "columns": list(self.columns),
+            "rows": _plain_rows(self.rows[:keep_rows]),
+            "row_count": len(self.rows),
+            "truncated": self.truncated,
+        }
+
+
+def _plain_rows(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as JSON lists (bytes as hex)."""
+    return [[v.hex() if isinstance(v, bytes) else v for v in r] for r in rows]
 
 
 def spider_db_path(data_dir: str | os.PathLike[str], db_id: str) -> Path:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from masksql_pipe.lm.base import Model
-from stages.base import ModelStage
+from stages.base import ModelStage, SqlExecution
 from stages.dataset import require
-from stages.execute_concrete_sql import result_summary
-from stages.execution import run_sql
 from stages.oracle import parse_sql_reply, render_sql_reply
 
 
-class RepairSql(ModelStage):
+class RepairSql(SqlExecution, ModelStage):
     """Only for rows whose `execution` failed: asks for a fixed `pred_sql` (real names are fine
     here, the model is local), keeps the old one in `pred_sql_before_repair` and the old result
     in `execution_before_repair`, and executes the new one. Other rows: no model call.
@@ -34,9 +31,7 @@ class RepairSql(ModelStage):
         keep_rows: int = 5,
     ) -> None:
         super().__init__(model, template, tables, databases)
-        self.timeout = timeout
-        self.max_rows = max_rows
-        self.keep_rows = keep_rows
+        self._init_execution(timeout, max_rows, keep_rows)
 
     def _get_prompt(self, row: dict[str, Any]) -> str:
         return self.render(
@@ -56,12 +51,8 @@ class RepairSql(ModelStage):
         execution = require(row, "execution", "ExecuteConcreteSql")
         if execution.get("ok"):
             return row
-        path = self.database(row)
         row["pred_sql_before_repair"] = row["pred_sql"]
         row["execution_before_repair"] = execution
         await super()._process_row(row)
-        result = await asyncio.to_thread(
-            run_sql, path, row["pred_sql"], timeout=self.timeout, max_rows=self.max_rows
-        )
-        row["execution"] = result_summary(result, self.keep_rows)
+        row["execution"] = await self.execute(row, row["pred_sql"])
         return row
