@@ -95,12 +95,8 @@ def read_bytes(path: Path) -> bytes:
     """Read a file, turning a missing or unreadable file into a one-line InputError."""
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, expected a JSON file") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+        raise _read_error(path, exc) from None
 
 
 async def read_bytes_async(path: Path) -> bytes:
@@ -108,12 +104,17 @@ async def read_bytes_async(path: Path) -> bytes:
     try:
         async with aiofiles.open(path, "rb") as handle:
             return await handle.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, expected a JSON file") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+        raise _read_error(path, exc) from None
+
+
+def _read_error(path: Path, exc: OSError) -> InputError:
+    """A failed read as one line naming the file."""
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{path}: file not found")
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{path}: is a folder, expected a JSON file")
+    return InputError(f"{path}: cannot read ({exc.strerror})")
 
 
 def parse_rows(data: bytes, path: Path | str) -> list[dict[str, Any]]:
