@@ -6,7 +6,7 @@ from typing import Any
 
 from stages.base import LocalStage
 from stages.dataset import require
-from stages.masking import unmask_sql
+from stages.sql.masking import unmask_sql
 
 
 class AddConcreteSql(LocalStage):

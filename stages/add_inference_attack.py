@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import ModelStage
-from stages.oracle import parse_object_reply
-from stages.symbols import SymbolTable
+from stages.replies import parse_object_reply
+from stages.sql.symbols import SymbolTable
 
 
 def real_forms(symbols: SymbolTable) -> dict[str, set[str]]:

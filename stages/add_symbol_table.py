@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import LocalStage
-from stages.symbols import SymbolTable
+from stages.sql.symbols import SymbolTable
 
 
 class AddSymbolTable(LocalStage):

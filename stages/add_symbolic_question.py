@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import LocalStage
-from stages.masking import mask_question
 from stages.oracle import gold_schema_links
+from stages.sql.masking import mask_question
 
 
 def schema_word_links(question: str, row: dict[str, Any], kept: Any) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import LocalStage
-from stages.masking import symbolic_schema
+from stages.sql.masking import symbolic_schema
 
 
 class AddSymbolicSchema(LocalStage):

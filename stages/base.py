@@ -10,7 +10,7 @@ from masksql_pipe.lm.base import Model
 from masksql_pipe.prompt import PromptProcessor
 from masksql_pipe.transformer import JsonListTransformer, StageRun
 from stages.dataset import DatasetMixin, default_template
-from stages.execution import ExecResult, run_sql
+from stages.sql.execution import ExecResult, run_sql
 
 
 class SqlExecution:

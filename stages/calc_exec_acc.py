@@ -7,7 +7,7 @@ from typing import Any
 
 from stages.base import LocalStage, SqlExecution
 from stages.dataset import require
-from stages.exec_match import compare_results, has_top_level_order_by
+from stages.sql.exec_match import compare_results, has_top_level_order_by
 
 
 class CalcExecAcc(SqlExecution, LocalStage):

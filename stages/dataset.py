@@ -13,8 +13,8 @@ from typing import Any
 
 from masksql_pipe.errors import InputError
 from masksql_pipe.transformer import StageRun
-from stages.schema import Schema, load_schema
-from stages.symbols import SymbolTable
+from stages.sql.schema import Schema, load_schema
+from stages.sql.symbols import SymbolTable
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import ModelStage
-from stages.oracle import gold_values, parse_list_reply, render_detect_values_reply
+from stages.oracle import gold_values
+from stages.replies import parse_list_reply, render_detect_values_reply
 
 
 class DetectValues(ModelStage):

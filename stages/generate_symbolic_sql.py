@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import ModelStage
-from stages.oracle import gold_symbolic_sql, parse_sql_reply, render_sql_reply
+from stages.oracle import gold_symbolic_sql
+from stages.replies import parse_sql_reply, render_sql_reply
 
 
 class GenerateSymbolicSql(ModelStage):

@@ -6,9 +6,10 @@ from typing import Any
 
 from stages.base import ModelStage
 from stages.dataset import require
-from stages.masking import coerce_value
-from stages.oracle import gold_values, parse_object_reply, render_link_values_reply
-from stages.schema import Schema
+from stages.oracle import gold_values
+from stages.replies import parse_object_reply, render_link_values_reply
+from stages.sql.masking import coerce_value
+from stages.sql.schema import Schema
 
 
 def resolve_column(item: Any, schema: Schema) -> tuple[str, str] | None:

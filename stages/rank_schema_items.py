@@ -8,13 +8,9 @@ from typing import Any
 
 from masksql_pipe.lm.base import Model
 from stages.base import ModelStage
-from stages.oracle import (
-    gold_schema_items,
-    name_variants,
-    parse_json_reply,
-    render_schema_items_reply,
-)
-from stages.schema import Schema
+from stages.oracle import gold_schema_items, name_variants
+from stages.replies import parse_json_reply, render_schema_items_reply
+from stages.sql.schema import Schema
 
 
 def _said(question: str, name: str) -> bool:

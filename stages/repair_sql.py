@@ -8,7 +8,7 @@ from typing import Any
 from masksql_pipe.lm.base import Model
 from stages.base import ModelStage, SqlExecution
 from stages.dataset import require
-from stages.oracle import parse_sql_reply, render_sql_reply
+from stages.replies import parse_sql_reply, render_sql_reply
 
 
 class RepairSql(SqlExecution, ModelStage):

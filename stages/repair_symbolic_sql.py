@@ -6,8 +6,9 @@ from typing import Any
 
 from stages.base import ModelStage
 from stages.dataset import require
-from stages.oracle import gold_symbolic_sql, parse_sql_reply, render_sql_reply
-from stages.symbolic_check import symbolic_problems
+from stages.oracle import gold_symbolic_sql
+from stages.replies import parse_sql_reply, render_sql_reply
+from stages.sql.symbolic_check import symbolic_problems
 
 
 class RepairSymbolicSql(ModelStage):

@@ -13,9 +13,9 @@ from stages.add_inference_attack import reidentification
 from stages.link_values import resolve_column
 from stages.pipeline import mask_coverage, summarize
 from stages.rank_schema_items import normalize_items, oracle_items
-from stages.schema import load_schema
-from stages.symbolic_check import symbolic_problems
-from stages.symbols import SymbolTable
+from stages.sql.schema import load_schema
+from stages.sql.symbolic_check import symbolic_problems
+from stages.sql.symbols import SymbolTable
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MUSIC = load_schema(DATA / "tables.json", "music_festival")

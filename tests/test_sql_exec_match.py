@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from stages.exec_match import exec_match, has_top_level_order_by, results_equal
+from stages.sql.exec_match import exec_match, has_top_level_order_by, results_equal
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MUSIC = DATA / "databases" / "music_festival" / "music_festival.sqlite"

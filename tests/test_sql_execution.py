@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.execution import run_sql, spider_db_path
+from stages.sql.execution import run_sql, spider_db_path
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MUSIC = DATA / "databases" / "music_festival" / "music_festival.sqlite"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from stages.exec_match import exec_match
-from stages.masking import mask_question, mask_sql, symbolic_schema, unmask_sql
 from stages.oracle import gold_schema_items, gold_schema_links, gold_values, name_variants
-from stages.schema import Schema, load_schema
-from stages.sqltokens import Kind, tokenize, unquote_string
-from stages.symbols import SymbolTable
+from stages.sql.exec_match import exec_match
+from stages.sql.masking import mask_question, mask_sql, symbolic_schema, unmask_sql
+from stages.sql.schema import Schema, load_schema
+from stages.sql.symbols import SymbolTable
+from stages.sql.tokens import Kind, tokenize, unquote_string
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TABLES = DATA / "tables.json"

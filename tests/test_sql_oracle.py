@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from stages.exec_match import exec_match
-from stages.masking import coerce_value, mask_question, symbolic_schema, unmask_sql
 from stages.oracle import (
-    ReplyParseError,
     gold_schema_items,
     gold_schema_links,
     gold_symbolic_sql,
     gold_values,
     name_variants,
+)
+from stages.replies import (
+    ReplyParseError,
     parse_json_reply,
     parse_list_reply,
     parse_object_reply,
@@ -27,8 +27,10 @@ from stages.oracle import (
     render_schema_links_reply,
     render_sql_reply,
 )
-from stages.schema import load_schema
-from stages.symbols import SymbolTable
+from stages.sql.exec_match import exec_match
+from stages.sql.masking import coerce_value, mask_question, symbolic_schema, unmask_sql
+from stages.sql.schema import load_schema
+from stages.sql.symbols import SymbolTable
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TABLES = DATA / "tables.json"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from masksql_pipe.errors import InputError
-from stages.schema import load_schema, load_schemas
-from stages.symbols import SymbolTable
+from stages.sql.schema import load_schema, load_schemas
+from stages.sql.symbols import SymbolTable
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TABLES = DATA / "tables.json"

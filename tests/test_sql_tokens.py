@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from stages.sqltokens import (
+from stages.sql.tokens import (
     Kind,
     Role,
     format_value,

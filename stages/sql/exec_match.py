@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stages.execution import ExecResult, run_sql
-from stages.sqltokens import Kind, significant, tokenize
+from stages.sql.execution import ExecResult, run_sql
+from stages.sql.tokens import Kind, significant, tokenize
 
 FLOAT_DIGITS = 6
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stages.schema import Schema
+from stages.sql.schema import Schema
 
 SYMBOL_RE = re.compile(r"([TCV])([1-9]\d*)")
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from masksql_pipe.errors import InputError
-from stages.sqltokens import quote_identifier
+from stages.sql.tokens import quote_identifier
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from stages.schema import Schema
-from stages.sqltokens import (
+from stages.sql.schema import Schema
+from stages.sql.symbols import SymbolTable
+from stages.sql.tokens import (
     Kind,
     NameRefs,
     Role,
@@ -25,7 +26,6 @@ from stages.sqltokens import (
     tokenize,
     unquote_string,
 )
-from stages.symbols import SymbolTable
 
 NUMERIC_TYPES = ("number", "int", "integer", "real", "float", "double", "numeric", "decimal")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from stages.schema import Schema
-from stages.sqltokens import Kind, quote_identifier, tokenize
-from stages.symbols import SymbolTable
+from stages.sql.schema import Schema
+from stages.sql.symbols import SymbolTable
+from stages.sql.tokens import Kind, quote_identifier, tokenize
 
 _VALUE = re.compile(r"V[1-9]\d*", re.IGNORECASE)
 _READ_ACTIONS = {
