@@ -1,11 +1,21 @@
-"""Language-model layer: models behind one small interface, cache, limits, registry."""
+"""Language-model layer: models behind one small interface, cache, limits, registry.
+
+The OpenAI-compatible model (and with it the `openai` package, ~1 s to import) is loaded on
+first use only, so commands that never call a remote model start fast.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from masksql_pipe.lm.base import Completion, Model, estimate_tokens
 from masksql_pipe.lm.cache import ResponseCache, cache_key
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.offline import EchoModel, FlakeyModel, OracleModel
-from masksql_pipe.lm.openai_model import ModelRejected, OpenAIModel
 from masksql_pipe.lm.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from masksql_pipe.lm.openai_model import ModelRejected, OpenAIModel
+
+_LAZY = {"ModelRejected", "OpenAIModel"}
 
 __all__ = [
     "CallLimits",
@@ -21,3 +31,12 @@ __all__ = [
     "cache_key",
     "estimate_tokens",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the OpenAI-compatible model only when it is asked for."""
+    if name in _LAZY:
+        from masksql_pipe.lm import openai_model
+
+        return getattr(openai_model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,11 +20,8 @@ import orjson
 
 from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
+from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from masksql_pipe.lm.limits import CallLimits
-
-OFFICIAL_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_TIMEOUT = 120.0
-DEFAULT_MAX_RETRIES = 5
 
 
 class ModelRejected(ModelError):

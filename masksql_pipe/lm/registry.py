@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import yaml
@@ -20,15 +20,16 @@ from dotenv import dotenv_values
 
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.base import Model
-from masksql_pipe.lm.limits import CallLimits
-from masksql_pipe.lm.offline import offline_models
-from masksql_pipe.lm.openai_model import (
+from masksql_pipe.lm.endpoint_defaults import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     OFFICIAL_BASE_URL,
-    ClientPool,
-    OpenAIModel,
 )
+from masksql_pipe.lm.limits import CallLimits
+from masksql_pipe.lm.offline import offline_models
+
+if TYPE_CHECKING:
+    from masksql_pipe.lm.openai_model import ClientPool
 
 CONFIG_ENV = "MASKSQL_PIPE_MODELS"
 """Environment variable naming the model config file when none is given."""
@@ -84,7 +85,9 @@ class ModelRegistry:
         self.config_file = config_file
         self._offline = offline_models()
         self._models: dict[str, Model] = {}
-        self._pool = ClientPool(transport=transport)
+        self._transport = transport
+        self._pool: ClientPool | None = None
+        """Made with the first remote model: importing the HTTP client costs about a second."""
 
     @classmethod
     def from_environment(
@@ -140,6 +143,10 @@ class ModelRegistry:
                 unusable = ConfigError(self._missing_key(spec))
                 if self.require_keys:
                     raise unusable
+            from masksql_pipe.lm.openai_model import ClientPool, OpenAIModel
+
+            if self._pool is None:
+                self._pool = ClientPool(transport=self._transport)
             model = OpenAIModel(
                 name,
                 model=spec.model,
@@ -158,7 +165,8 @@ class ModelRegistry:
 
     async def aclose(self) -> None:
         """Close every shared HTTP client."""
-        await self._pool.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
 
     # -- helpers ------------------------------------------------------------------------------
 
