@@ -1,0 +1,82 @@
+"""Fast commands: no HTTP client library is imported until a remote model is resolved.
+
+Each check runs the real CLI in a fresh interpreter (a subprocess: modules already imported
+by the test process would hide the point) and reports which client modules got imported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_MODULES = ("openai", "httpx", "httpx2", "aiohttp.client")
+
+PROBE = """
+import sys
+from masksql_pipe.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    if exc.code not in (0, None):
+        raise
+print("IMPORTED=" + ",".join(m for m in {modules!r} if m in sys.modules))
+"""
+
+
+def imported_clients(*args: str, cwd: Path, env: dict[str, str] | None = None) -> list[str]:
+    """Run the CLI with ARGS in a new interpreter; the HTTP client modules it imported."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    full_env.update(env or {})
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(modules=CLIENT_MODULES), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    line = [x for x in done.stdout.splitlines() if x.startswith("IMPORTED=")][-1]
+    return [name for name in line.removeprefix("IMPORTED=").split(",") if name]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temp copy of the simple experiment sample."""
+    folder = tmp_path_factory.mktemp("startup") / "simple"
+    shutil.copytree(ROOT / "data" / "samples" / "simple", folder)
+    return folder
+
+
+def test_help_and_offline_commands_import_no_http_client(sample: Path) -> None:
+    cwd = sample.parent
+    assert imported_clients("--help", cwd=cwd) == []
+    run = ["--data", str(sample), "--pipeline", "simple", "infer.model.name=perfect"]
+    assert imported_clients(*run, cwd=cwd) == []
+    for command in (
+        ["status", "--data", str(sample)],
+        ["show", "--data", str(sample), "2", "0"],
+        ["history", "--data", str(sample)],
+        ["summarize", "latest", "--data", str(sample)],
+        ["report", "latest", "--data", str(sample), "--out", str(cwd / "r.html")],
+    ):
+        assert imported_clients(*command, cwd=cwd) == [], command
+
+
+def test_a_remote_model_does_import_the_client(sample: Path) -> None:
+    """The probe can see the client when it is imported (so the checks above can fail)."""
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    imported = imported_clients("models", cwd=sample.parent, env=env)
+    assert "openai" not in imported  # listing models resolves none that is remote ...
+    models = sample.parent / "models.yaml"
+    models.write_text("models:\n  far: {model: m, base_url: 'http://127.0.0.1:9/v1'}\n")
+    try:
+        assert "openai" in imported_clients("models", cwd=sample.parent, env=env)
+    finally:
+        models.unlink()
