@@ -1,0 +1,71 @@
+"""Statistics: exact McNemar against the binomial formula, bootstrap intervals on known rates."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from masksql_pipe.experiment.stats import (
+    bootstrap_proportion,
+    mcnemar_exact,
+    paired_bootstrap_difference,
+)
+
+
+def test_mcnemar_matches_the_binomial_formula_by_hand():
+    # 10 cases: 2 both pass, 6 only A passes, 1 only B passes, 1 both fail
+    a = [1, 1] + [1] * 6 + [0] + [0]
+    b = [1, 1] + [0] * 6 + [1] + [0]
+    result = mcnemar_exact(a, b)
+    assert (result.only_a, result.only_b) == (6, 1)
+    # n = 7 discordant, k = 1: P(X <= 1) = (C(7,0) + C(7,1)) / 2^7 = 8 / 128; two-sided x2
+    assert result.p_value == pytest.approx(2 * 8 / 128)
+    assert result.p_value == pytest.approx(0.125)
+
+
+def test_mcnemar_symmetric_and_capped_at_one():
+    a = [1, 0, 1, 0]
+    b = [0, 1, 0, 1]  # 2 and 2 discordant: 2 * P(X <= 2 | n=4) = 2 * 11/16 > 1 -> 1
+    assert mcnemar_exact(a, b).p_value == 1.0
+    assert mcnemar_exact(b, a).only_a == 2
+    assert mcnemar_exact([1, 1], [1, 1]).p_value == 1.0  # no discordant pair
+    with pytest.raises(ValueError):
+        mcnemar_exact([1], [1, 0])
+
+
+def test_mcnemar_strong_difference_is_significant():
+    # 12 flips one way, none the other: p = 2 / 2^12
+    a = [1] * 12
+    b = [0] * 12
+    assert mcnemar_exact(a, b).p_value == pytest.approx(2 / 4096)
+
+
+def test_bootstrap_interval_covers_the_true_rate():
+    rng = random.Random(7)
+    true_rate = 0.3
+    sample = [1 if rng.random() < true_rate else 0 for _ in range(400)]
+    interval = bootstrap_proportion(sample)
+    assert interval.estimate == sum(sample) / 400
+    assert interval.low is not None and interval.high is not None
+    assert interval.low < true_rate < interval.high
+    # the normal-approximation half width is about 1.96 * sqrt(.3 * .7 / 400) = 0.045
+    assert 0.03 < (interval.high - interval.low) / 2 < 0.06
+
+
+def test_bootstrap_is_deterministic_and_degenerate_cases():
+    sample = [1, 0, 1, 1, 0]
+    assert bootstrap_proportion(sample) == bootstrap_proportion(sample)
+    assert bootstrap_proportion([1, 1, 1]).to_dict()["low"] == 1.0
+    assert bootstrap_proportion([]).estimate is None
+
+
+def test_paired_difference_interval():
+    a = [1] * 50 + [0] * 50
+    b = [1] * 50 + [1] * 30 + [0] * 20  # B gains 30 cases of 100
+    interval = paired_bootstrap_difference(a, b)
+    assert interval.estimate == pytest.approx(0.3)
+    assert interval.low is not None and interval.high is not None
+    assert 0.0 < interval.low < 0.3 < interval.high
+    same = paired_bootstrap_difference(a, a)
+    assert (same.low, same.high) == (0.0, 0.0)
