@@ -7,11 +7,14 @@ from typing import Any
 
 from stages.base import LocalStage, SqlExecution
 from stages.dataset import require
+from stages.metrics import original_exec_match
 from stages.sql.exec_match import compare_results, has_top_level_order_by
 
 
 class CalcExecAcc(SqlExecution, LocalStage):
-    """Adds `exec_acc` (1 or 0), `gold_result`/`pred_result` (first rows) and their errors."""
+    """Adds `exec_acc` (1 or 0), `gold_result`/`pred_result` (first rows) and their errors,
+    and beside it the original MaskSQL's list-equality EA (`exec_acc_original`) and both EAs
+    of the SQL before RepairSql changed it (`*_before_repair`)."""
 
     def __init__(
         self,
@@ -30,9 +33,17 @@ class CalcExecAcc(SqlExecution, LocalStage):
         pred_sql = require(row, "pred_sql", "AddConcreteSql")
         gold = self.run(path, gold_sql)
         pred = self.run(path, pred_sql)
-        match = compare_results(gold, pred, order_matters=has_top_level_order_by(gold_sql))
+        order_matters = has_top_level_order_by(gold_sql)
+        match = compare_results(gold, pred, order_matters=order_matters)
+        before_sql = row.get("pred_sql_before_repair")
+        before = self.run(path, before_sql) if isinstance(before_sql, str) else pred
         return {
             "exec_acc": match.score,
+            "exec_acc_original": original_exec_match(gold, pred),
+            "exec_acc_before_repair": compare_results(
+                gold, before, order_matters=order_matters
+            ).score,
+            "exec_acc_original_before_repair": original_exec_match(gold, before),
             "gold_result": gold.summary(self.keep_rows),
             "pred_result": pred.summary(self.keep_rows),
             "gold_error": match.gold_error,
