@@ -2,7 +2,8 @@
 
 Rows are compared as multisets, or as lists when the gold query has a top-level ORDER BY;
 columns may come in any order (a permutation of the prediction's columns that makes the
-results equal counts); floats are rounded; NULLs equal NULLs; a failing prediction scores 0.
+results equal counts); floats are rounded; NULLs equal NULLs; a failing prediction scores 0,
+and so does any result cut at the row cap.
 """
 
 from __future__ import annotations
@@ -148,9 +149,18 @@ class MatchResult:
 
 
 def compare_results(gold: ExecResult, pred: ExecResult, *, order_matters: bool) -> MatchResult:
-    """Score two execution results (0 when either failed)."""
+    """Score two execution results (0 when either failed or was cut at the row cap).
+
+    A truncated result is never a match: two results equal in their first rows may differ after.
+    """
     if not gold.ok or not pred.ok:
         return MatchResult(0, gold.error, pred.error)
+    if gold.truncated or pred.truncated:
+        return MatchResult(
+            0,
+            f"gold result cut at {len(gold.rows)} rows; not scored" if gold.truncated else None,
+            f"result cut at {len(pred.rows)} rows; not scored" if pred.truncated else None,
+        )
     equal = results_equal(
         gold.rows,
         pred.rows,

@@ -1,15 +1,21 @@
-"""Run one SQL statement safely: read-only, no ATTACH, no writes, a time limit and a row cap.
+"""Run one SQL statement safely: read-only, no ATTACH, no writes, bounded in time, rows and bytes.
 
 Model-written SQL is untrusted. The database is opened with a `mode=ro` URI (never created),
-`PRAGMA query_only` is set, an authorizer allows only reading actions, and a progress handler
-aborts the statement at the deadline, so a runaway query returns an error instead of hanging.
+`PRAGMA query_only` is set, an authorizer allows only reading actions (three independent
+layers). A progress handler and a timer calling `interrupt()` abort the statement at the
+deadline; SQLite's own length limit bounds any single value, `printf`/`format` refuse widths
+beyond it (SQLite would loop over them inside one call, out of the time limit's reach), and
+a cap on the bytes of a result keeps a query's memory and the stage file small.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,15 @@ _ALLOWED_ACTIONS = {
     getattr(sqlite3, "SQLITE_RECURSIVE", 33),
 }
 _PROGRESS_STEPS = 1000
+MAX_VALUE_BYTES = 10_000_000
+"""SQLite's length limit on any one string or blob a query builds (SQLITE_LIMIT_LENGTH)."""
+MAX_RESULT_BYTES = 50_000_000
+"""Cap on the bytes of one result (all rows): beyond it the result is an error."""
+MAX_KEPT_CHARS = 500
+"""A value longer than this is shortened in what a row keeps of a result."""
+_FETCH_BATCH = 256
+_refused = threading.local()
+"""Why a checked printf refused to run, in the thread that ran the statement."""
 
 
 @dataclass
@@ -53,7 +68,7 @@ class ExecResult:
             "ok": self.ok,
             "error": self.error,
             "columns": list(self.columns),
-            "rows": _plain_rows(self.rows[:keep_rows]),
+            "rows": [[_kept(v) for v in r] for r in _plain_rows(self.rows[:keep_rows])],
             "row_count": len(self.rows),
             "truncated": self.truncated,
         }
@@ -62,6 +77,20 @@ class ExecResult:
 def _plain_rows(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     """Rows as JSON lists (bytes as hex)."""
     return [[v.hex() if isinstance(v, bytes) else v for v in r] for r in rows]
+
+
+def _kept(value: Any) -> Any:
+    """A long text shortened to MAX_KEPT_CHARS, saying how long it was (stage files stay small)."""
+    if isinstance(value, str) and len(value) > MAX_KEPT_CHARS:
+        return f"{value[:MAX_KEPT_CHARS]}... ({len(value)} characters)"
+    return value
+
+
+def _value_bytes(value: Any) -> int:
+    """Approximate memory a fetched value costs (for the result byte cap)."""
+    if isinstance(value, str | bytes):
+        return len(value) + 16
+    return 16
 
 
 def spider_db_path(data_dir: str | os.PathLike[str], db_id: str) -> Path:
@@ -73,16 +102,70 @@ def _authorizer(action: int, *_args: Any) -> int:
     return sqlite3.SQLITE_OK if action in _ALLOWED_ACTIONS else sqlite3.SQLITE_DENY
 
 
-def open_readonly(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """A read-only connection to an existing database file (FileNotFoundError if missing)."""
+def open_readonly(
+    db_path: str | os.PathLike[str],
+    *,
+    uri_read_only: bool = True,
+    query_only: bool = True,
+    authorizer: bool = True,
+) -> sqlite3.Connection:
+    """A read-only connection to an existing database file (FileNotFoundError if missing).
+
+    The three layers (``mode=ro``, ``query_only``, the authorizer) each refuse writes on their
+    own; the keywords exist so tests can prove that of each layer alone.
+    """
     path = Path(db_path)
     if not path.is_file():
         raise FileNotFoundError(f"database file not found: {path}")
-    uri = f"{path.resolve().as_uri()}?mode=ro"
+    uri = path.resolve().as_uri() + ("?mode=ro" if uri_read_only else "")
     con = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
-    con.execute("PRAGMA query_only = ON")
-    con.set_authorizer(_authorizer)
+    if query_only:
+        con.execute("PRAGMA query_only = ON")
+    if authorizer:
+        con.set_authorizer(_authorizer)
+    con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    _guard_printf(con)
     return con
+
+
+_PRINTF_SPEC = re.compile(r"%[-+ 0#,!]*(\*|\d+)?(?:\.(\*|\d+))?(?:ll|l)?([a-zA-Z%])")
+
+
+def _guard_printf(con: sqlite3.Connection) -> None:
+    """Replace printf/format by a copy that refuses a width or precision beyond the length limit.
+
+    SQLite pads such a value character by character inside one function call (seconds, no
+    progress callback); the checked call runs the real printf on a private in-memory database.
+    """
+    helper = sqlite3.connect(":memory:", check_same_thread=False)
+    helper.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+
+    def checked(name: str) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            if not args or not isinstance(args[0], str):
+                return helper.execute(
+                    f"SELECT {name}({','.join('?' * len(args))})", args
+                ).fetchone()[0]
+            rest = list(args[1:])
+            for match in _PRINTF_SPEC.finditer(args[0]):
+                for part in match.group(1), match.group(2):
+                    size = rest.pop(0) if part == "*" and rest else part
+                    try:
+                        number = abs(int(size or 0))
+                    except (TypeError, ValueError):
+                        number = 0
+                    if number > MAX_VALUE_BYTES:
+                        _refused.message = f"{name} width {number} exceeds {MAX_VALUE_BYTES}"
+                        raise ValueError(_refused.message)
+                if match.group(3) != "%" and rest:
+                    rest.pop(0)
+            marks = ",".join("?" * len(args))
+            return helper.execute(f"SELECT {name}({marks})", args).fetchone()[0]
+
+        return call
+
+    for name in ("printf", "format"):
+        con.create_function(name, -1, checked(name), deterministic=True)
 
 
 def run_sql(
@@ -91,11 +174,12 @@ def run_sql(
     *,
     timeout: float = 5.0,
     max_rows: int = 10000,
+    max_bytes: int = MAX_RESULT_BYTES,
 ) -> ExecResult:
     """Execute one read-only statement on `db_path`; never raises for bad SQL, never hangs.
 
-    Errors (syntax, denied writes/ATTACH, time limit, missing file) come back in `error`.
-    At most `max_rows` rows are returned; `truncated` says more existed.
+    Errors (syntax, denied writes/ATTACH, time limit, a value or result too large, missing file)
+    come back in `error`. At most `max_rows` rows are returned; `truncated` says more existed.
     """
     try:
         con = open_readonly(db_path)
@@ -104,25 +188,48 @@ def run_sql(
     except sqlite3.Error as exc:
         return ExecResult(error=f"cannot open database {db_path}: {exc}")
     deadline = time.monotonic() + timeout
-    timed_out = False
+    timed_out = threading.Event()
+    _refused.message = None
 
     def progress() -> int:
-        nonlocal timed_out
         if time.monotonic() > deadline:
-            timed_out = True
+            timed_out.set()
             return 1
         return 0
 
+    def interrupt() -> None:
+        timed_out.set()
+        con.interrupt()
+
     con.set_progress_handler(progress, _PROGRESS_STEPS)
+    timer = threading.Timer(timeout, interrupt)
+    timer.daemon = True
+    timer.start()
     try:
         cur = con.execute(sql)
         columns = [d[0] for d in cur.description or []]
-        rows = cur.fetchmany(max_rows + 1)
+        rows: list[tuple[Any, ...]] = []
+        size = 0
+        while len(rows) <= max_rows:
+            batch = cur.fetchmany(min(_FETCH_BATCH, max_rows + 1 - len(rows)))
+            if not batch:
+                break
+            for row in batch:
+                size += sum(_value_bytes(v) for v in row)
+            if size > max_bytes:
+                return ExecResult(
+                    columns, error=f"result larger than {max_bytes // 1_000_000} MB (not kept)"
+                )
+            rows.extend(batch)
         truncated = len(rows) > max_rows
         return ExecResult(columns, [tuple(r) for r in rows[:max_rows]], None, truncated)
-    except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as exc:
-        if timed_out:
+    except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError, MemoryError) as exc:
+        if timed_out.is_set():
             return ExecResult(error=f"query timed out after {timeout:g} s")
+        refused = getattr(_refused, "message", None)
+        if refused:
+            return ExecResult(error=f"{type(exc).__name__}: {refused}")
         return ExecResult(error=f"{type(exc).__name__}: {exc}")
     finally:
+        timer.cancel()
         con.close()
