@@ -5,6 +5,7 @@ from .dag import build_stages, order_nodes
 from .dotted import delete_path, get_path, set_path
 from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
 from .pipeline import Pipeline, StageInterrupted
+from .prompt import PromptProcessor
 from .transformer import ERROR_KEY, JsonListTransformer, RunOptions, StageRun, current_row_index
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ModelError",
     "PipeError",
     "Pipeline",
+    "PromptProcessor",
     "RunOptions",
     "SpecError",
     "StageInterrupted",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
+import difflib
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,10 +12,11 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .cli_options import (
+    BatchOpt,
+    BudgetOpt,
     ConcurrencyOpt,
     ConfigOpt,
     DataOpt,
@@ -31,9 +31,10 @@ from .cli_options import (
     RetryErrorsOpt,
     StartOpt,
 )
-from .errors import InputError, PipeError
+from .console import err, out
+from .errors import ConfigError, InputError, PipeError
 from .files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
-from .pipeline import Pipeline, StageInterrupted
+from .runner import build_run, find_input_file, run_pipeline
 from .transformer import ERROR_KEY, RunOptions
 
 app = typer.Typer(
@@ -42,143 +43,6 @@ app = typer.Typer(
     help="Run language-model experiments over a dataset as numbered JSON file stages.",
     pretty_exceptions_enable=False,
 )
-# piped output keeps one line per table row (rich would wrap at 80 columns)
-out = Console(width=None if sys.stdout.isatty() else 240)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
-
-COMMANDS = {
-    "run",
-    "status",
-    "show",
-    "pipelines",
-    "models",
-    "history",
-    "summarize",
-    "format",
-    "compare",
-    "rerun",
-    "report",
-}
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a one-line error and return the Exit to raise."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _input_file(data: Path) -> Path:
-    if not data.exists():
-        raise InputError(f"{data}: data folder not found")
-    if not data.is_dir():
-        raise InputError(f"{data}: not a folder; --data takes the dataset folder")
-    path = data / "1_input.json"
-    if not path.is_file():
-        raise InputError(f"{path}: file not found (every dataset folder starts with 1_input.json)")
-    return path
-
-
-def build_run(
-    data: Path,
-    pipeline: str,
-    overrides: list[str] | None,
-    config: Path | None,
-    models: Path | None,
-    options: RunOptions,
-    inspect: bool = False,
-) -> tuple[Any, Pipeline]:
-    """Configure the named experiment pipeline and turn it into an engine Pipeline.
-
-    ``inspect`` (status) builds models without their keys: fingerprints need their
-    settings only, and a researcher may look at a run from a shell without the key.
-    """
-    from .experiment.config import load_config_file, loggable, parse_overrides
-    from .experiment.functions import function_stage
-    from .experiment.pipeline import load_pipeline
-    from .lm.registry import ModelRegistry
-
-    cls = load_pipeline(pipeline)
-    replacement = load_config_file(config) if config else None
-    patch = parse_overrides(list(overrides or []))
-    if models is None and Path("models.yaml").is_file():
-        models = Path("models.yaml")
-    env_file = Path(".env") if Path(".env").is_file() else None
-    registry = ModelRegistry.from_environment(
-        config_file=models, env_file=env_file, require_keys=not inspect
-    )
-    options.registry = registry
-    experiment = cls(registry, replacement, patch)
-    experiment.data_dir = data
-    experiment.options = options
-    spec = experiment.stages()
-    settings = {"config": loggable(experiment.config())}
-    adapt = functools.partial(function_stage, metadata=settings)
-    return experiment, Pipeline(spec, options, adapt=adapt)
-
-
-def _run(
-    data: Path,
-    pipeline: str,
-    overrides: list[str] | None,
-    config: Path | None,
-    models: Path | None,
-    options: RunOptions,
-    max_errors: int,
-    argv: list[str],
-) -> None:
-    from .experiment.runlog import RunLogger
-
-    input_file = _input_file(data)
-    experiment, engine = build_run(data, pipeline, overrides, config, models, options)
-    logger = RunLogger(data, pipeline, experiment, argv)
-    err.print(f"pipeline [bold]{pipeline}[/bold] on {input_file}", highlight=False)
-    describe = getattr(experiment, "describe", None)
-    if callable(describe):
-        err.print(describe(), highlight=False)
-
-    async def go() -> Path:
-        try:
-            return await engine.run(input_file)
-        finally:
-            close = getattr(options.registry, "aclose", None)
-            if close is not None:
-                await close()
-
-    try:
-        last = asyncio.run(go())
-    except StageInterrupted as exc:
-        logger.write(engine, None, interrupted=str(exc))
-        raise fail(str(exc), 130) from None
-    except KeyboardInterrupt:
-        raise fail("interrupted; run the same command again to resume", 130) from None
-    record = logger.write(engine, last)
-    _print_stage_table(engine)
-    experiment.report(last, out)
-    errors = engine.total_errors
-    err.print(f"run log {record['id']} written; `python main.py summarize latest --data {data}`")
-    if errors > max_errors:
-        raise fail(
-            f"{errors} rows failed (see `python main.py status --data {data}`; "
-            "rerun with --retry-errors to try them again)",
-            1,
-        )
-
-
-def _print_stage_table(engine: Pipeline) -> None:
-    table = Table(title="Stages", title_justify="left")
-    for column in ("file", "status", "rows", "errors", "seconds"):
-        table.add_column(
-            column, justify="right" if column in ("rows", "errors", "seconds") else "left"
-        )
-    for report in engine.reports:
-        table.add_row(
-            report.file,
-            report.status,
-            str(report.rows),
-            str(report.errors) if report.errors else "",
-            f"{report.duration:.2f}" if report.duration else "",
-        )
-    err.print(table)
 
 
 @app.command(
@@ -202,8 +66,12 @@ def run_command(
     max_errors: MaxErrorsOpt = 0,
     no_cache: NoCacheOpt = False,
     progress: ProgressOpt = None,
+    batch: BatchOpt = False,
+    budget: BudgetOpt = None,
 ) -> None:
     """Run a pipeline over DIR/1_input.json, reusing every stage that is up to date."""
+    from .lm.pricing import Budget
+
     options = RunOptions(
         concurrency=concurrency,
         force=force,
@@ -213,8 +81,10 @@ def run_command(
         progress=progress,
         start=start,
         limit=limit,
+        batch=batch,
+        budget=Budget(budget) if budget is not None else None,
     )
-    _run(data, pipeline, overrides, config, models, options, max_errors, sys.argv[1:])
+    run_pipeline(data, pipeline, overrides, config, models, options, max_errors, sys.argv[1:])
 
 
 @app.command("status")
@@ -237,7 +107,7 @@ def status_command(
     With no settings given, stages are judged against the last run's pipeline, configuration
     and --start/--limit (they are part of the fingerprints); give settings to judge others.
     """
-    input_file = _input_file(data)
+    input_file = find_input_file(data)
     with _last_run_settings(data, pipeline, overrides, config, start, limit) as settings:
         pipeline, config, start, limit, recorded_models = settings
         options = RunOptions(start=start or 0, limit=limit)
@@ -328,8 +198,12 @@ def _model_stats(stats: dict[str, Any]) -> str:
 
 
 def find_stage_file(data: Path, stage: str) -> Path:
-    """A numbered file by number (``5``) or stage name (``LinkSchema``, any case)."""
+    """A numbered file by number (``5``), stage name (``LinkSchema``, any case) or file name
+    (``5_LinkSchema.json``)."""
     files = numbered_files(data)
+    by_name = [path for _, path in files if path.name == stage]
+    if by_name:
+        return by_name[0]
     if stage.isdigit():
         matches = [path for numbered, path in files if numbered.number == int(stage)]
     else:
@@ -339,7 +213,7 @@ def find_stage_file(data: Path, stage: str) -> Path:
         raise InputError(f"{data}: no stage file {stage!r} (files: {names})")
     if len(matches) > 1:
         raise InputError(
-            f"{data}: {stage!r} matches {', '.join(p.name for p in matches)}; give the number"
+            f"{data}: {stage!r} matches {', '.join(p.name for p in matches)}; give the name"
         )
     return matches[0]
 
@@ -347,8 +221,8 @@ def find_stage_file(data: Path, stage: str) -> Path:
 @app.command("show")
 def show_command(
     data: DataOpt,
-    stage: Annotated[str, typer.Argument(help="Stage file number or stage name.")],
-    row: Annotated[int, typer.Argument(help="Row index in that file.")] = 0,
+    stage: Annotated[str, typer.Argument(help="Stage file number, stage name or file name.")],
+    row: Annotated[int, typer.Argument(help="Row index in that file, counting from 0.")] = 0,
     diff: Annotated[
         bool, typer.Option("--diff", help="Only what this stage added or changed in the row.")
     ] = False,
@@ -409,25 +283,41 @@ PIPELINE_COMMANDS = ("run", "status", "rerun")
 """Commands whose unknown ``--name value`` options are pipeline settings (``name=value``)."""
 
 
-def options_as_overrides(args: list[str]) -> list[str]:
-    """Turn options a command does not know into dotted overrides: ``--schema full``.
+def command_names() -> list[str]:
+    """Every subcommand, as registered on the app: the one list of commands."""
+    return [info.name for info in app.registered_commands if info.name]
 
-    So a pipeline's top-level settings read like switches without the CLI knowing them;
-    a setting the pipeline does not have is still reported with the closest known key.
-    """
-    if not args or args[0] not in PIPELINE_COMMANDS:
-        return args
-    command = getattr(typer.main.get_command(app), "commands", {}).get(args[0])
-    if command is None:
-        return args
+
+def _command_options(name: str) -> tuple[set[str], set[str]]:
+    """(every option name, the options taking a value) of one subcommand."""
+    command = getattr(typer.main.get_command(app), "commands", {}).get(name)
     takes_value: set[str] = set()
     known: set[str] = {"--help"}
-    for param in command.params:
+    for param in getattr(command, "params", []):
         if getattr(param, "param_type_name", "") == "option":
             names = [*param.opts, *param.secondary_opts]
             known.update(names)
             if not param.is_flag:
                 takes_value.update(names)
+    return known, takes_value
+
+
+_converted_options: dict[str, str] = {}
+"""Setting key -> the unknown option it came from (``limt`` -> ``--limt``), for suggestions."""
+
+
+def options_as_overrides(args: list[str]) -> list[str]:
+    """Turn options a command does not know into dotted overrides: ``--schema full``.
+
+    So a pipeline's top-level settings read like switches without the CLI knowing them;
+    a setting the pipeline does not have is still reported with the closest known key
+    (or, when the option is close to one the command has, with that option).
+    """
+    if not args or args[0] not in PIPELINE_COMMANDS:
+        return args
+    known, takes_value = _command_options(args[0])
+    if known == {"--help"}:
+        return args
     result = [args[0]]
     index = 1
     while index < len(args):
@@ -446,6 +336,7 @@ def options_as_overrides(args: list[str]) -> list[str]:
                 value, has_value = args[index + 1], "="
                 index += 1
             if has_value:
+                _converted_options[key.replace("-", "_")] = name
                 result.append(f"{key.replace('-', '_')}={value}")
                 index += 1
                 continue
@@ -454,16 +345,43 @@ def options_as_overrides(args: list[str]) -> list[str]:
     return result
 
 
+def _unknown_command(word: str, commands: list[str]) -> int:
+    """Report a first word that is neither a command, an option nor a setting; exit code 2."""
+    close = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (commands: {', '.join(commands)})"
+    err.print(f"[red]error:[/red] unknown command {word!r}{hint}", highlight=False)
+    return 2
+
+
+def _mistyped_option(command: str, message: str) -> str | None:
+    """For an unknown setting that came from an option close to a real one: say so."""
+    for key, option in _converted_options.items():
+        if not message.startswith(f"unknown setting '{key}'"):
+            continue
+        known, _ = _command_options(command)
+        close = difflib.get_close_matches(option, sorted(known), n=1, cutoff=0.7)
+        if close:
+            return (
+                f"no such option: {option}; did you mean {close[0]}? "
+                f"(read as the setting '{key}', which the pipeline does not have either)"
+            )
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: a bare ``--data DIR`` means ``run --data DIR``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h"):
+    commands = command_names()
+    if args and args[0] not in commands and args[0] not in ("--help", "-h"):
+        if not args[0].startswith("-") and "=" not in args[0]:
+            raise SystemExit(_unknown_command(args[0], commands))
         args.insert(0, "run")
     args = options_as_overrides(args)
     try:
         code = app(args=args, prog_name="python main.py", standalone_mode=False)
     except PipeError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        message = _mistyped_option(args[0], str(exc)) if isinstance(exc, ConfigError) else None
+        err.print(f"[red]error:[/red] {message or exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -8,17 +8,16 @@ DIR/results.json.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
 from rich.table import Table
 
 from masksql_pipe.common import LimitJson
+from masksql_pipe.environment import environment
 from masksql_pipe.errors import ConfigError
-from masksql_pipe.experiment.pipeline import Pipeline
+from masksql_pipe.experiment.pipeline import ExperimentPipeline
 from masksql_pipe.files import read_rows, write_json
 from masksql_pipe.lm.base import Model
 from masksql_pipe.transformer import ERROR_KEY, JsonListTransformer
@@ -57,10 +56,7 @@ RESULTS_FILE = "results.json"
 
 def env_model(variable: str) -> str:
     """A model name from the environment or ./.env (as MaskSQL reads SLM_MODEL/LLM_MODEL)."""
-    value = os.environ.get(variable)
-    if not value and Path(".env").is_file():
-        value = dotenv_values(".env").get(variable)
-    return (value or "").strip() or "oracle"
+    return (environment().get(variable) or "").strip() or "oracle"
 
 
 def _number(config: dict[str, Any], key: str, kind: type, minimum: float) -> Any:
@@ -70,7 +66,7 @@ def _number(config: dict[str, Any], key: str, kind: type, minimum: float) -> Any
     return kind(value)
 
 
-class MaskSqlPipeline(Pipeline):
+class MaskSqlPipeline(ExperimentPipeline):
     """Privacy-preserving text-to-SQL (MaskSQL) over a Spider-layout dataset folder."""
 
     _name = "masksql"

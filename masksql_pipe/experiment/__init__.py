@@ -2,6 +2,13 @@
 
 from .config import Internal, Prompt
 from .functions import FunctionStage
-from .pipeline import Pipeline, load_pipeline
+from .pipeline import ExperimentPipeline, Pipeline, load_pipeline
 
-__all__ = ["FunctionStage", "Internal", "Pipeline", "Prompt", "load_pipeline"]
+__all__ = [
+    "ExperimentPipeline",
+    "FunctionStage",
+    "Internal",
+    "Pipeline",
+    "Prompt",
+    "load_pipeline",
+]

@@ -32,8 +32,11 @@ from ..cli_options import (
     RetryErrorsOpt,
     RunArg,
 )
+from ..console import out
+from ..environment import models_file
 from ..errors import ConfigError, InputError
 from ..files import write_atomic
+from ..runner import run_pipeline
 from ..transformer import RunOptions
 from .config import REDACTED, iter_dotted, parse_overrides
 from .pipeline import builtin_pipelines, load_pipeline
@@ -42,9 +45,7 @@ from .runlog import list_runs, load_run, recorded_option, runs_dir
 
 
 def _out() -> Console:
-    """The CLI's stdout console."""
-    from ..cli import out
-
+    """The stdout console every command prints through."""
     return out
 
 
@@ -92,10 +93,7 @@ def models_command(models: ModelsOpt = None) -> None:
     from ..lm.offline import offline_models
     from ..lm.registry import ModelRegistry
 
-    if models is None and Path("models.yaml").is_file():
-        models = Path("models.yaml")
-    env_file = Path(".env") if Path(".env").is_file() else None
-    registry = ModelRegistry.from_environment(config_file=models, env_file=env_file)
+    registry = ModelRegistry.from_environment(config_file=models_file(models))
     offline = set(offline_models())
     table = Table(title="Models", title_justify="left")
     for column in ("name", "kind", "model", "status"):
@@ -276,12 +274,12 @@ def rerun_command(
         start=start or 0,
         limit=limit,
     )
-    from ..cli import _run
-
     with tempfile.TemporaryDirectory(prefix="masksql_pipe_rerun_") as folder:
         config_file = Path(folder) / f"{record['id']}.json"
         config_file.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
-        _run(data, pipeline, overrides, config_file, models, options, max_errors, sys.argv[1:])
+        run_pipeline(
+            data, pipeline, overrides, config_file, models, options, max_errors, sys.argv[1:]
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,13 +1,17 @@
 """Experiment pipelines (GoTaglio style): a named, configurable recipe that yields stages.
 
-Subclass ``Pipeline``, build a default configuration in ``__init__`` and return stages from
-``stages()``. Expensive set-up (models, templates) belongs at the start of ``stages()`` so a
-typo is reported before any row runs.
+Subclass ``ExperimentPipeline``, build a default configuration in ``__init__`` and return
+stages from ``stages()``. Expensive set-up (models, templates) belongs at the start of
+``stages()`` so a typo is reported before any row runs. Not to be confused with the engine's
+``masksql_pipe.Pipeline``, which runs the stages an experiment pipeline yields over files
+(``Pipeline`` here is an alias kept for existing code).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +22,7 @@ from ..transformer import RunOptions
 from .config import resolve_config
 
 
-class Pipeline(ABC):
+class ExperimentPipeline(ABC):
     """Base class of experiment pipelines: configuration plus a ``stages()`` recipe."""
 
     _name: ClassVar[str] = ""
@@ -67,6 +71,10 @@ class Pipeline(ABC):
         """Print pipeline-specific results after a run (e.g. an accuracy table)."""
 
 
+Pipeline = ExperimentPipeline
+"""The former name, kept so existing pipelines keep importing."""
+
+
 def builtin_pipelines() -> dict[str, str]:
     """Names of the pipelines that ship with the package, mapped to their import paths."""
     return {
@@ -76,20 +84,37 @@ def builtin_pipelines() -> dict[str, str]:
     }
 
 
-def load_pipeline(name: str) -> type[Pipeline]:
+def _importable_from_working_folder() -> None:
+    """Let ``--pipeline mylen:LenPipeline`` find ``./mylen.py``, as ``python -m`` would."""
+    folder = str(Path.cwd())
+    if folder not in sys.path and "" not in sys.path:
+        sys.path.append(folder)
+
+
+def load_pipeline(name: str) -> type[ExperimentPipeline]:
     """A pipeline class by built-in name or import path (``package.module:Class`` or module)."""
     target = builtin_pipelines().get(name, name)
     module_name, _, attr = target.partition(":")
+    _importable_from_working_folder()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        if exc.name and (module_name + ".").startswith(exc.name + "."):
             known = ", ".join(builtin_pipelines())
             raise ConfigError(
-                f"unknown pipeline {name!r}: use one of {known} or an importable "
-                "module path such as mypkg.mypipeline:MyPipeline"
+                f"unknown pipeline {name!r}: no module {exc.name!r} in the working folder "
+                f"({Path.cwd()}) or on the import path; use one of {known} or a module path "
+                "such as mypkg.mypipeline:MyPipeline"
             ) from None
-        raise
+        raise ConfigError(f"pipeline {name!r}: importing {module_name} failed: {exc}") from None
+    except Exception as exc:  # the user's module itself is broken: show why, in one line
+        where = ""
+        if exc.__traceback__ is not None:
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f" ({last.filename}, line {last.lineno})"
+        raise ConfigError(
+            f"pipeline {name!r}: importing {module_name} failed{where}: {type(exc).__name__}: {exc}"
+        ) from None
     if attr:
         found = getattr(module, attr, None)
         if found is None:
@@ -100,12 +125,12 @@ def load_pipeline(name: str) -> type[Pipeline]:
             value
             for value in vars(module).values()
             if isinstance(value, type)
-            and issubclass(value, Pipeline)
-            and value is not Pipeline
+            and issubclass(value, ExperimentPipeline)
+            and value is not ExperimentPipeline
             and value.__module__ == module.__name__
         ]
     if len(candidates) != 1 or not (
-        isinstance(candidates[0], type) and issubclass(candidates[0], Pipeline)
+        isinstance(candidates[0], type) and issubclass(candidates[0], ExperimentPipeline)
     ):
         raise ConfigError(
             f"pipeline {name!r}: expected exactly one Pipeline subclass in {module_name}; "

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import yaml
-from dotenv import dotenv_values
 
+from masksql_pipe.environment import MODELS_ENV, environment, models_file
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.base import Model
 from masksql_pipe.lm.endpoint_defaults import (
@@ -31,8 +31,7 @@ from masksql_pipe.lm.offline import offline_models
 if TYPE_CHECKING:
     from masksql_pipe.lm.openai_model import ClientPool
 
-CONFIG_ENV = "MASKSQL_PIPE_MODELS"
-"""Environment variable naming the model config file when none is given."""
+CONFIG_ENV = MODELS_ENV
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 _SPEC_KEYS = {
@@ -97,16 +96,10 @@ class ModelRegistry:
         require_keys: bool = True,
     ) -> ModelRegistry:
         """Build from the environment, a `.env` file (never overriding real variables) and the
-        model config file (`config_file`, else $MASKSQL_PIPE_MODELS, else none)."""
-        env: dict[str, str] = {}
-        dotenv = Path(env_file) if env_file is not None else Path.cwd() / ".env"
-        if env_file is not None and not dotenv.is_file():
-            raise ConfigError(f"{dotenv}: env file not found")
-        if dotenv.is_file():
-            env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
-        env.update(os.environ)
-        if config_file is None and env.get(CONFIG_ENV):
-            config_file = Path(env[CONFIG_ENV])
+        model config file (`config_file`, else $MASKSQL_PIPE_MODELS, else ./models.yaml), found
+        as `masksql_pipe.environment` finds them for every caller."""
+        env = environment(env_file)
+        config_file = models_file(config_file, env)
         specs = load_config(Path(config_file)) if config_file is not None else {}
         return cls(
             specs,

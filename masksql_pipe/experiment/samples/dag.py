@@ -11,10 +11,10 @@ from typing import Any
 
 from ..config import get_dotted
 from ..functions import RESULTS_KEY, FunctionStage
-from ..pipeline import Pipeline
+from ..pipeline import ExperimentPipeline
 
 
-class DagPipeline(Pipeline):
+class DagPipeline(ExperimentPipeline):
     """Cases ``{"id", "word", "n", "expected"}`` through A..F; each node reads its inputs."""
 
     _name = "dag"

@@ -23,7 +23,7 @@ from ...lm.base import Model
 from ...transformer import ERROR_KEY
 from ..config import Internal, Prompt, get_dotted, set_internal, validate_section
 from ..functions import RESULTS_KEY, FunctionStage, StageFunction
-from ..pipeline import Pipeline
+from ..pipeline import ExperimentPipeline
 from . import SAMPLES_DIR
 
 DEFAULT_TEMPLATE = "simple_system.j2"
@@ -44,7 +44,7 @@ class ModelSettings(BaseModel):
     presence_penalty: float = Field(0, ge=-2, le=2)
 
 
-class SimplePipeline(Pipeline):
+class SimplePipeline(ExperimentPipeline):
     """Calculator cases ``{"id", "user", "answer"}``: prepare -> infer -> extract -> assess."""
 
     _name = "simple"
