@@ -1,0 +1,134 @@
+"""Research figures of a MaskSQL run: every EA definition with counts and 95% intervals, the
+original MaskSQL's RIS and MCS, and the same figures by difficulty, database and hardness.
+
+Computed from the last file's rows only (a row with an error scores 0 on every EA), so
+`summarize` and `report` can recompute them from any finished run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from masksql_pipe.experiment.stats import bootstrap_proportion
+from masksql_pipe.transformer import ERROR_KEY
+from stages.sql.hardness import HARDNESS_LEVELS, hardness
+
+EA_FIELDS = {
+    "test_suite": "exec_acc",
+    "original": "exec_acc_original",
+    "before_repair": "exec_acc_before_repair",
+    "original_before_repair": "exec_acc_original_before_repair",
+}
+"""EA definitions -> the row field CalcExecAcc writes for each."""
+
+LEAK_FIELD = "leaks"
+"""Row field of the leak audit (a list, or a dict with a `count`/`total`): any entry is a leak."""
+
+DIFFICULTY_ORDER = ("simple", "moderate", "challenging")
+
+
+def outcome(row: dict[str, Any], field: str) -> int | None:
+    """1/0 for one EA definition of a row; errors score 0; None when the field is absent."""
+    if ERROR_KEY in row:
+        return 0
+    value = row.get(field)
+    if value is None:
+        return None
+    return 1 if value == 1 else 0
+
+
+def leaked(row: dict[str, Any]) -> int | None:
+    """1 when the leak audit found anything in the row's remote prompts, 0 when it found
+    nothing, None when the row was not audited."""
+    audit = row.get(LEAK_FIELD)
+    if audit is None:
+        return None
+    if isinstance(audit, dict):
+        for key in ("total", "count"):
+            if isinstance(audit.get(key), int):
+                return int(audit[key] > 0)
+        return int(any(audit.values()))
+    return int(bool(audit))
+
+
+def rate(values: list[int]) -> dict[str, Any]:
+    """Count, successes, share and its 95% bootstrap interval."""
+    interval = bootstrap_proportion(values).to_dict()
+    return {
+        "rows": len(values),
+        "count": sum(values),
+        "rate": interval["estimate"],
+        "ci95": [interval["low"], interval["high"]] if values else None,
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 6) if values else None
+
+
+def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """EA (each definition), leak rate, RIS, MCS and the attacker's symbol rate of some rows."""
+    out: dict[str, Any] = {"rows": len(rows), "ea": {}}
+    for name, field in EA_FIELDS.items():
+        values = [v for v in (outcome(r, field) for r in rows) if v is not None]
+        if values or name == "test_suite":
+            out["ea"][name] = rate(values)
+    leaks = [v for v in (leaked(r) for r in rows) if v is not None]
+    out["leak"] = rate(leaks) if leaks else None
+    ris = [float(r["ris"]) for r in rows if isinstance(r.get("ris"), int | float)]
+    mcs = [r["mcs"] for r in rows if isinstance(r.get("mcs"), dict)]
+    reid = [r["reidentification"] for r in rows if isinstance(r.get("reidentification"), dict)]
+    symbols = sum(int(x.get("symbols", 0)) for x in reid)
+    out["ris"] = {"mean": _mean(ris), "rows": len(ris)}
+    out["mcs"] = {
+        "mean": _mean([float(m["score"]) for m in mcs]),
+        "rows": len(mcs),
+        "covered": sum(int(m.get("covered", 0)) for m in mcs),
+        "annotated": sum(int(m.get("annotated", 0)) for m in mcs),
+    }
+    found = sum(int(x.get("reidentified", 0)) for x in reid)
+    out["reidentification"] = {
+        "rate": round(found / symbols, 6) if symbols else None,
+        "reidentified": found,
+        "symbols": symbols,
+    }
+    return out
+
+
+def row_hardness(row: dict[str, Any]) -> str | None:
+    """The Spider hardness of the row's gold SQL."""
+    sql = row.get("query")
+    return hardness(sql) if isinstance(sql, str) and sql.strip() else None
+
+
+GROUPINGS: dict[str, tuple[Callable[[dict[str, Any]], Any], tuple[str, ...]]] = {
+    "difficulty": (lambda r: r.get("difficulty"), DIFFICULTY_ORDER),
+    "hardness": (row_hardness, HARDNESS_LEVELS),
+    "db_id": (lambda r: r.get("db_id"), ()),
+}
+"""Breakdown name -> (key of a row, preferred order of the keys)."""
+
+
+def breakdown(
+    rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], order: tuple[str, ...]
+) -> dict[str, Any]:
+    """`figures` per group of rows with the same key (rows without a key are left out)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        value = key(row)
+        if value is not None and str(value).strip():
+            groups.setdefault(str(value), []).append(row)
+    ranked = sorted(groups, key=lambda g: (order.index(g) if g in order else len(order), g))
+    return {g: figures(groups[g]) for g in ranked}
+
+
+def research_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole-run figures and every breakdown that has at least one keyed row."""
+    result = figures(rows)
+    result["by"] = {}
+    for name, (key, order) in GROUPINGS.items():
+        groups = breakdown(rows, key, order)
+        if groups:
+            result["by"][name] = groups
+    return result
