@@ -39,3 +39,19 @@ ProgressOpt = Annotated[
 ]
 StartOpt = Annotated[int, typer.Option(help="First row kept by LimitJson.", min=0)]
 LimitOpt = Annotated[int | None, typer.Option(help="Rows kept by LimitJson (default: all).", min=0)]
+BatchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--batch",
+        help="Send model stages' prompts through the provider's batch API (cheaper, slower).",
+    ),
+]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--budget",
+        help="Stop before sending prompts whose estimated cost would pass DOLLARS in this run.",
+        min=0,
+        metavar="DOLLARS",
+    ),
+]

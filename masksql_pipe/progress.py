@@ -54,16 +54,19 @@ async def show_progress(
             TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
             TextColumn("[red]{task.fields[errors]}"),
+            TextColumn("{task.fields[note]}"),
             console=Console(file=stream),
             auto_refresh=False,
             transient=True,
         )
-        task = progress.add_task(label, total=counter.total, rate="", errors="")
+        task = progress.add_task(label, total=counter.total, rate="", errors="", note="")
 
         def render() -> None:
             errors = f"{counter.errors} errors" if counter.errors else ""
             rate = _rate(counter.done, time.monotonic() - started)
-            progress.update(task, completed=counter.done, rate=rate, errors=errors)
+            progress.update(
+                task, completed=counter.done, rate=rate, errors=errors, note=counter.note
+            )
             progress.refresh()
 
         interval = 0.1
@@ -77,7 +80,8 @@ async def show_progress(
             eta = f"{left / (counter.done / elapsed):.0f}s" if counter.done and elapsed else "-"
             print(
                 f"  {label}: {counter.done}/{counter.total} rows, {_rate(counter.done, elapsed)},"
-                f" ETA {eta}, {counter.errors} errors",
+                f" ETA {eta}, {counter.errors} errors"
+                + (f", {counter.note}" if counter.note else ""),
                 file=stream,
                 flush=True,
             )

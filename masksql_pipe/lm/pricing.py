@@ -1,0 +1,131 @@
+"""Dollars for model calls: a price table per model, and a run budget checked before sending.
+
+Prices are dollars per million tokens, as providers publish them. A model without a price has
+no cost figure anywhere (tokens only): a made-up figure would be worse than none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from masksql_pipe.errors import ConfigError, PipeError
+
+PRICE_KEYS = ("input", "cached_input", "output", "batch_discount")
+
+DEFAULT_OUTPUT_BOUND = 1000
+"""Completion tokens assumed per call by a budget estimate when no max_tokens is set."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """Dollars per million tokens; `batch_discount` is the fraction paid through a batch API."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+    batch_discount: float = 1.0
+
+    def cost(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        *,
+        batch: bool = False,
+    ) -> float:
+        """Dollars for one call; `cached_tokens` (part of the prompt) bill at `cached_input`."""
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        dollars = (
+            (prompt_tokens - cached) * self.input
+            + cached * cached_rate
+            + completion_tokens * self.output
+        ) / 1_000_000
+        return dollars * (self.batch_discount if batch else 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as given in the models file (for records and fingerprints)."""
+        data: dict[str, Any] = {"input": self.input, "output": self.output}
+        if self.cached_input is not None:
+            data["cached_input"] = self.cached_input
+        if self.batch_discount != 1.0:
+            data["batch_discount"] = self.batch_discount
+        return data
+
+
+def parse_price(where: str, value: Any) -> Price | None:
+    """A `price:` mapping from the models file, or None when absent; ConfigError names the key."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: 'price' must be a mapping like "
+            "{input: 2.50, cached_input: 1.25, output: 10.00, batch_discount: 0.5}"
+        )
+    unknown = sorted(set(value) - set(PRICE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown price key {unknown[0]!r} (known: {', '.join(PRICE_KEYS)})"
+        )
+    for key in ("input", "output"):
+        if key not in value:
+            raise ConfigError(f"{where}: 'price' needs '{key}' (dollars per million tokens)")
+    numbers: dict[str, float] = {}
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+            raise ConfigError(f"{where}: price {key!r} must be a number >= 0, got {number!r}")
+        numbers[key] = float(number)
+    discount = numbers.get("batch_discount", 1.0)
+    if not 0 < discount <= 1:
+        raise ConfigError(
+            f"{where}: price 'batch_discount' is the fraction paid in batch mode "
+            f"(0.5 = half price), between 0 and 1; got {discount!r}"
+        )
+    return Price(
+        input=numbers["input"],
+        output=numbers["output"],
+        cached_input=numbers.get("cached_input"),
+        batch_discount=discount,
+    )
+
+
+class BudgetExceeded(PipeError):
+    """The run would spend more than `--budget`: it stops before sending (exit 2, rows kept)."""
+
+    exit_code = 2
+    fatal = True
+
+
+class Budget:
+    """A run's spending cap in dollars: estimates are checked before prompts are sent and each
+    priced call is charged as it returns, so the run stops before passing the cap."""
+
+    def __init__(self, dollars: float) -> None:
+        if dollars < 0:
+            raise ConfigError(f"--budget must be at least 0 dollars, got {dollars!r}")
+        self.limit = float(dollars)
+        self.spent = 0.0
+
+    def check(self, estimate: float, what: str) -> None:
+        """Stop (BudgetExceeded) if spending `estimate` more would pass the cap."""
+        if self.spent + estimate > self.limit + 1e-12:
+            raise BudgetExceeded(
+                f"budget ${self.limit:.4f}: {what} would cost up to ${estimate:.4f} with "
+                f"${self.spent:.4f} already spent; nothing was sent and finished rows are kept "
+                "(raise --budget, or lower --limit, to go on)"
+            )
+
+    def charge(self, dollars: float) -> None:
+        """Add the cost of a call that returned."""
+        self.spent += dollars
+
+
+def cached_tokens(usage: dict[str, Any]) -> int:
+    """Prompt tokens the provider served from its prompt cache (`prompt_tokens_details`)."""
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict):
+        value = details.get("cached_tokens")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
