@@ -76,3 +76,12 @@ def test_spider_rows_have_no_difficulty_breakdown():
     by = research_figures(rows)["by"]
     assert "difficulty" not in by and "hardness" in by
     assert research_figures(rows)["leak"] is None
+
+
+def test_hardness_groups_in_spider_order_not_alphabetical():
+    hard = "SELECT name FROM a UNION SELECT name FROM b"  # nested 1 only: hard
+    rows = [
+        {"db_id": "d", "query": hard, "exec_acc": 1},
+        {"db_id": "d", "query": MEDIUM, "exec_acc": 0},
+    ]
+    assert list(research_figures(rows)["by"]["hardness"]) == ["medium", "hard"]
