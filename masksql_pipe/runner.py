@@ -61,6 +61,8 @@ def build_run(
     experiment = cls(registry, replacement, patch)
     experiment.data_dir = data
     experiment.options = options
+    if data.is_dir():
+        experiment.prepare_input()
     spec = experiment.stages()
     settings = {"config": loggable(experiment.config())}
     adapt = functools.partial(function_stage, metadata=settings)
@@ -83,8 +85,8 @@ def run_pipeline(
     """
     from .experiment.runlog import RunLogger
 
-    input_file = find_input_file(data)
     experiment, engine = build_run(data, pipeline, overrides, config, models, options)
+    input_file = find_input_file(data)  # after build_run: a pipeline may prepare it
     logger = RunLogger(data, pipeline, experiment, argv)
     err.print(f"pipeline [bold]{pipeline}[/bold] on {input_file}", highlight=False)
     describe = getattr(experiment, "describe", None)

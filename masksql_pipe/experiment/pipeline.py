@@ -48,6 +48,10 @@ class ExperimentPipeline(ABC):
         """The configuration after replacement and dotted overrides."""
         return self._config
 
+    def prepare_input(self) -> None:  # noqa: B027 - optional hook
+        """Before ``stages()``: write ``data_dir/1_input.json`` from a dataset's own files when
+        the folder comes in another layout (the engine always starts from that file)."""
+
     @abstractmethod
     def stages(self) -> Sequence[Any] | Mapping[str, Any]:
         """Stages as a list, a dict ``{name: stage}`` (linear) or a list of DAG nodes."""
