@@ -19,6 +19,7 @@ from masksql_pipe.experiment.report import (
     percent,
     summarize,
 )
+from masksql_pipe.experiment.significance import paired_test
 
 __all__ = ["comparison_html", "run_html"]
 
@@ -428,6 +429,7 @@ def comparison_html(run_a: dict[str, Any], run_b: dict[str, Any]) -> str:
         "</section>",
         '<section id="changed">',
         "<h2>Changed cases</h2>",
+        f'<p id="paired-test">{_e(paired_test(a, b).line())}</p>',
         _changes(cmp),
         _only(cmp),
         "</section>",

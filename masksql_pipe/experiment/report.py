@@ -17,6 +17,8 @@ from rich.text import Text
 
 from masksql_pipe.errors import InputError
 
+from .significance import paired_test
+
 __all__ = [
     "OUTCOMES",
     "CaseChange",
@@ -545,6 +547,7 @@ def render_comparison(cmp: Comparison, console: Console) -> None:
         _signed(cmp.latency_delta, 2),
     )
     console.print(table)
+    console.print(Text(paired_test(a, b).line()))
     if cmp.changed:
         changes = Table(title=f"Changed cases ({len(cmp.changed)})")
         changes.add_column("case")
