@@ -54,6 +54,10 @@ class ReplicaModel(Model):
     """A chat model behind several OpenAI-compatible endpoints that serve the same weights."""
 
     offline = False
+    price: Any = None
+    """The model's price table (set by the registry from the models file)."""
+    batch: Any = None
+    """Batch settings when the model is sent through a batch API (its first endpoint)."""
 
     def __init__(
         self,
@@ -74,11 +78,6 @@ class ReplicaModel(Model):
         self.max_attempts = max_attempts or max(3, 2 * len(replicas))
         self.set_aside_seconds = set_aside_seconds
         self.failures_to_set_aside = failures_to_set_aside
-
-    @property
-    def price(self) -> Any:
-        """The price table of the model (the same on every replica)."""
-        return getattr(self.endpoints[0].model, "price", None)
 
     @property
     def base_url(self) -> str:
