@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.base import ModelStage
+from stages.base import LlmStage
 from stages.replies import parse_object_reply
 from stages.sql.symbols import SymbolTable
 
@@ -47,14 +47,15 @@ def reidentification(guesses: dict[str, Any], symbols: SymbolTable) -> dict[str,
     }
 
 
-class AddInferenceAttack(ModelStage):
+class AddInferenceAttack(LlmStage):
     """Adds `attack_guesses` (symbol -> guess) and `reidentification` (the privacy score)."""
 
     template_name = "inference_attack"
     prop = "attack_guesses"
+    answer_schema = {"type": "object", "additionalProperties": {"type": "string"}}
 
-    def _get_prompt(self, row: dict[str, Any]) -> str:
-        return self.render(question=row["symbolic_question"], schema=row["symbolic_schema"])
+    def _prompt_parts(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"question": row["symbolic_question"], "schema": row["symbolic_schema"]}
 
     def _oracle(self, row: dict[str, Any]) -> str:
         return "{}"  # the attacker knows nothing beyond the masked text

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from masksql_pipe.transformer import StageRun
 from stages.base import LocalStage
 from stages.oracle import gold_schema_links
+from stages.privacy.stage import GuardedStage
+from stages.privacy.text import find_whole
 from stages.sql.masking import mask_question
 
 
 def schema_word_links(question: str, row: dict[str, Any], kept: Any) -> dict[str, str]:
-    """Terms of the question that spell a kept table/column name, not inside a value's words."""
+    """Terms of the question that spell a kept table/column name, not inside a value's words.
+
+    Only values that occur in the question count: a bogus detected value ("singer.name")
+    must not shield a real term from masking.
+    """
     items = {t.name: [c.name for c in t.columns] for t in kept.tables}
-    surfaces = [str(s).lower() for s in row.get("values") or []]
+    surfaces = [str(s).lower() for s in row.get("values") or [] if find_whole(question, str(s))]
     links = gold_schema_links(question, "", kept, items)
     return {
         term: item
@@ -21,11 +28,15 @@ def schema_word_links(question: str, row: dict[str, Any], kept: Any) -> dict[str
     }
 
 
-class AddSymbolicQuestion(LocalStage):
+class AddSymbolicQuestion(GuardedStage, LocalStage):
     """Adds `symbolic_question` from `values` (via `symbols`) and `schema_links`.
 
     With `mask_schema_words` (default), any other whole word that spells a kept table or
-    column name is masked too, so a link the model missed does not leak the name.
+    column name is masked too. Then the privacy guard masks (or, in block mode, refuses) what
+    is still there: names of any table or column of the database, database values, numbers
+    and quoted strings (see stages.privacy.guard); when it had to add schema items or values,
+    `symbols`, `filtered_schema` and `symbolic_schema` are rewritten to match. With
+    `masked=False` (the unmasked baseline) the question is kept as written.
     """
 
     def __init__(
@@ -33,15 +44,31 @@ class AddSymbolicQuestion(LocalStage):
         tables: str = "tables.json",
         databases: str = "databases",
         mask_schema_words: bool = True,
+        privacy: dict[str, Any] | None = None,
+        masked: bool = True,
     ) -> None:
         super().__init__(tables, databases)
         self.mask_schema_words = mask_schema_words
+        self._init_privacy(privacy, masked)
+
+    async def setup(self, run: StageRun) -> None:
+        """Dataset paths and the value-index folder."""
+        await super().setup(run)
+        self._setup_privacy(run)
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        if not self.masked:
+            row["symbolic_question"] = row["question"]
+            return row
         links = dict(row.get("schema_links") or {})
         if self.mask_schema_words:
             extra = schema_word_links(row["question"], row, self.kept_schema(row))
             lowered = {str(t).lower() for t in links}
             links.update({t: i for t, i in extra.items() if t.lower() not in lowered})
-        row["symbolic_question"] = mask_question(row["question"], None, links, self.symbols(row))
+        symbols = self.symbols(row)
+        question = mask_question(row["question"], None, links, symbols)
+        guard = await self.row_guard(row, symbols)
+        row["symbolic_question"] = guard.enforce(question, "question")
+        row.pop("privacy_guard", None)  # a rerun records afresh
+        self.store_guard(row, guard, "question")
         return row

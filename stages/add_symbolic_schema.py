@@ -9,8 +9,21 @@ from stages.sql.masking import symbolic_schema
 
 
 class AddSymbolicSchema(LocalStage):
-    """Adds `symbolic_schema`: `T1(C1 number primary key, ...)`, foreign keys and value notes."""
+    """Adds `symbolic_schema`: `T1(C1 number primary key, ...)`, foreign keys and value notes.
+
+    With `masked=False` (the unmasked baseline) it is the kept schema with its real names.
+    """
+
+    def __init__(
+        self, tables: str = "tables.json", databases: str = "databases", masked: bool = True
+    ) -> None:
+        super().__init__(tables, databases)
+        self.masked = masked
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        row["symbolic_schema"] = symbolic_schema(self.kept_schema(row), self.symbols(row))
+        kept = self.kept_schema(row)
+        if self.masked:
+            row["symbolic_schema"] = symbolic_schema(kept, self.symbols(row))
+        else:
+            row["symbolic_schema"] = kept.to_text(types=True)
         return row

@@ -10,6 +10,7 @@ from masksql_pipe.lm.base import Model
 from masksql_pipe.prompt import PromptProcessor
 from masksql_pipe.transformer import JsonListTransformer, StageRun
 from stages.dataset import DatasetMixin, default_template
+from stages.privacy.stage import GuardedStage
 from stages.sql.execution import ExecResult, run_sql
 
 
@@ -79,3 +80,58 @@ class ModelStage(DatasetMixin, PromptProcessor):
     def fingerprint_extra(self) -> dict[str, Any]:
         """Model settings, template text and the tables.json digest."""
         return {**PromptProcessor.fingerprint_extra(self), **self._dataset_fingerprint()}
+
+
+class LlmStage(GuardedStage, ModelStage):
+    """A model stage of the remote (llm) role: every prompt part passes the privacy guard.
+
+    `privacy` holds the `privacy` settings (guard mode, number policy); with `masked=False`
+    (the unmasked baseline) the remote model sees the real question and schema.
+    """
+
+    def __init__(
+        self,
+        model: str | Model = "oracle",
+        template: str | Path | None = None,
+        tables: str = "tables.json",
+        databases: str = "databases",
+        privacy: dict[str, Any] | None = None,
+        masked: bool = True,
+    ) -> None:
+        super().__init__(model, template, tables, databases)
+        self._init_privacy(privacy, masked)
+
+    sql_parts: ClassVar[tuple[str, ...]] = ()
+    """Prompt parts that are SQL text (keywords and function names there are not names)."""
+
+    PART_FIELDS: ClassVar[dict[str, str]] = {
+        "question": "symbolic_question",
+        "schema": "symbolic_schema",
+        "sql": "symbolic_sql",
+        "problems": "symbolic_sql_problems",
+    }
+    """Row field each guarded prompt part is written back to."""
+
+    async def setup(self, run: StageRun) -> None:
+        """Find the value-index folder, then the model stage's own set-up."""
+        self._setup_privacy(run)
+        await super().setup(run)
+
+    def _prompt_parts(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row texts the prompt is built from, by template variable name."""
+        raise NotImplementedError
+
+    def _get_prompt(self, row: dict[str, Any]) -> str:
+        """Render the template from the parts, after the guard's last check of every part."""
+        parts = self._prompt_parts(row)
+        self.verify_parts(row, parts, self.sql_parts)
+        return self.render(**parts, masked=self.masked)
+
+    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Guard the prompt parts (mask what slipped through, or block), then ask the model."""
+        if self.masked:
+            guarded = await self.guard_parts(row, self._prompt_parts(row), self.sql_parts)
+            for name, value in guarded.items():
+                if name in self.PART_FIELDS:
+                    row[self.PART_FIELDS[name]] = value
+        return await super()._process_row(row)

@@ -6,11 +6,19 @@ from typing import Any
 
 from stages.base import ModelStage
 from stages.oracle import gold_values
+from stages.privacy.text import find_whole
 from stages.replies import parse_list_reply, render_detect_values_reply
 
 
 class DetectValues(ModelStage):
-    """Adds `values`: the question's value words (names, numbers, dates) as written."""
+    """Adds `values`: the question's value words (names, numbers, dates) as written.
+
+    A value the question does not contain (case-insensitive, quotes and whitespace
+    normalised, whole words) is dropped and listed in `values_dropped`: a small model may
+    answer `"singer.name"` or `10` for a question holding neither.
+    """
+
+    answer_schema = {"type": "array", "items": {"type": "string"}}
 
     template_name = "detect_values"
     prop = "values"
@@ -26,12 +34,18 @@ class DetectValues(ModelStage):
 
     def _process_output(self, row: dict[str, Any], output: str) -> list[str]:
         found: list[str] = []
+        dropped: list[str] = []
         for item in parse_list_reply(output):
             if isinstance(item, dict):
                 item = item.get("value", item.get("surface"))
             if item is None or isinstance(item, bool | list | dict):
                 continue
             text = str(item).strip()
-            if text and text.lower() not in {f.lower() for f in found}:
+            if not text or text.lower() in {f.lower() for f in found}:
+                continue
+            if find_whole(row["question"], text):
                 found.append(text)
+            else:
+                dropped.append(text)
+        row["values_dropped"] = dropped
         return found

@@ -1,28 +1,30 @@
 """GenerateSymbolicSql: the large remote model writes SQL seeing only symbols.
 
-Its prompt is built from `symbolic_question` and `symbolic_schema` alone: no real table,
-column or value ever reaches the remote side.
+Its prompt is built from `symbolic_question` and `symbolic_schema` alone, and every part passes
+the privacy guard first (LlmStage): no real table, column or value reaches the remote side.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from stages.base import ModelStage
+from stages.base import LlmStage
 from stages.oracle import gold_symbolic_sql
 from stages.replies import parse_sql_reply, render_sql_reply
 
 
-class GenerateSymbolicSql(ModelStage):
+class GenerateSymbolicSql(LlmStage):
     """Adds `symbolic_sql`: SQLite over T#/C#/V# symbols."""
 
     template_name = "generate_symbolic_sql"
     prop = "symbolic_sql"
 
-    def _get_prompt(self, row: dict[str, Any]) -> str:
-        return self.render(question=row["symbolic_question"], schema=row["symbolic_schema"])
+    def _prompt_parts(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"question": row["symbolic_question"], "schema": row["symbolic_schema"]}
 
     def _oracle(self, row: dict[str, Any]) -> str:
+        if not self.masked:
+            return render_sql_reply(row["query"])
         sql = gold_symbolic_sql(row["query"], self.kept_schema(row), self.symbols(row))
         return render_sql_reply(sql)
 

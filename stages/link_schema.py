@@ -17,6 +17,7 @@ class LinkSchema(ModelStage):
 
     template_name = "link_schema"
     prop = "schema_links"
+    answer_schema = {"type": "object", "additionalProperties": {"type": "string"}}
 
     def _get_prompt(self, row: dict[str, Any]) -> str:
         return self.render(

@@ -10,6 +10,7 @@ from stages.oracle import gold_values
 from stages.replies import parse_object_reply, render_link_values_reply
 from stages.sql.masking import coerce_value
 from stages.sql.schema import Schema
+from stages.sql.symbols import SymbolTable
 
 
 def resolve_column(item: Any, schema: Schema) -> tuple[str, str] | None:
@@ -45,6 +46,7 @@ class LinkValues(ModelStage):
 
     template_name = "link_values"
     prop = "value_links"
+    answer_schema = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
 
     def _get_prompt(self, row: dict[str, Any]) -> str:
         return self.render(
@@ -65,12 +67,48 @@ class LinkValues(ModelStage):
     def _process_output(self, row: dict[str, Any], output: str) -> dict[str, str | None]:
         reply = parse_object_reply(output)
         kept = self.kept_schema(row)
+        full = self.full_schema(row)
         lowered = {str(k).strip().lower(): v for k, v in reply.items()}
         links: dict[str, str | None] = {}
         for surface in row["values"]:
-            found = resolve_column(lowered.get(surface.lower()), kept)
+            item = lowered.get(surface.lower())
+            found = resolve_column(item, kept) or resolve_column(item, full)
             links[surface] = found[0] if found else None
         return links
+
+    def _keep_linked_columns(self, row: dict[str, Any]) -> None:
+        """A link to a column the ranking dropped is kept: the filtered schema grows by it (and
+        its table, with its keys), and the new items get symbols."""
+        full = self.full_schema(row)
+        kept = {t: list(c) for t, c in require(row, "filtered_schema", "AddFilteredSchema").items()}
+        grown = False
+        for column in row[self.prop_name].values():
+            found = resolve_column(column, self.full_schema(row).filter(kept))
+            if found is not None or not column:
+                continue
+            found = resolve_column(column, full)
+            if found is None:
+                continue
+            table_name, _, col_name = found[0].rpartition(".")
+            table = full.table(table_name)
+            if table is None:
+                continue
+            cols = kept.setdefault(table.name, list(table.primary_keys))
+            if col_name.lower() not in (c.lower() for c in cols):
+                cols.append(col_name)
+            grown = True
+        if not grown:
+            return
+        schema = full.filter(kept)
+        row["filtered_schema"] = {t.name: [c.name for c in t.columns] for t in schema.tables}
+        row["filtered_schema_text"] = schema.to_text(types=True)
+        symbols = self.symbols(row)
+        for tab in schema.tables:
+            symbols.add_table(tab.name)
+        for tab in schema.tables:
+            for col in tab.columns:
+                symbols.add_column(col.name)
+        row["symbols"] = symbols.to_dict()
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         values = require(row, "values", "DetectValues")
@@ -78,8 +116,9 @@ class LinkValues(ModelStage):
             await super()._process_row(row)
         else:
             row[self.prop_name] = {}
+        self._keep_linked_columns(row)
         kept = self.kept_schema(row)
-        symbols = self.symbols(row)
+        symbols = SymbolTable.from_dict(row["symbols"])
         for surface, column in row[self.prop_name].items():
             found = resolve_column(column, kept)
             if found is not None:

@@ -27,6 +27,8 @@ from stages.add_inference_attack import AddInferenceAttack
 from stages.add_symbol_table import AddSymbolTable
 from stages.add_symbolic_question import AddSymbolicQuestion
 from stages.add_symbolic_schema import AddSymbolicSchema
+from stages.audit_leaks import AuditLeaks, template_words
+from stages.base import LlmStage
 from stages.calc_exec_acc import CalcExecAcc
 from stages.dataset import DatasetMixin, default_template, file_digest
 from stages.detect_values import DetectValues
@@ -34,6 +36,8 @@ from stages.execute_concrete_sql import ExecuteConcreteSql
 from stages.generate_symbolic_sql import GenerateSymbolicSql
 from stages.link_schema import LinkSchema
 from stages.link_values import LinkValues
+from stages.privacy.audit import summarize_leaks
+from stages.privacy.guard import GuardPolicy
 from stages.rank_schema_items import RankSchemaItems
 from stages.repair_sql import RepairSql
 from stages.repair_symbolic_sql import RepairSymbolicSql
@@ -52,6 +56,9 @@ TEMPLATES = {
 """Template name of each model stage -> the model role it uses."""
 
 RESULTS_FILE = "results.json"
+
+LLM_STAGES = ("GenerateSymbolicSql", "RepairSymbolicSql", "AddInferenceAttack")
+"""The stages whose prompts go to the remote model: the leak audit reads their prompt logs."""
 
 
 def env_model(variable: str) -> str:
@@ -88,6 +95,7 @@ class MaskSqlPipeline(ExperimentPipeline):
             "data": {"tables": "tables.json", "databases": "databases"},
             "execution": {"timeout": 5.0, "max_rows": 10000, "keep_rows": 5},
             "templates": {name: "" for name in TEMPLATES},
+            "privacy": {"mask": self._masked, **GuardPolicy().to_dict()},
         }
         super().__init__(default_config, replacement_config, flat_config_patch)
 
@@ -125,11 +133,25 @@ class MaskSqlPipeline(ExperimentPipeline):
         notes = sorted({offline[n] for n in names.values() if n in offline})
         note = f" ({'; '.join(notes)})" if notes else ""
         schema = self.config()["schema"]
-        return f"models: slm={names['slm']} llm={names['llm']}{note}; schema: {schema}"
+        privacy, masked = self._privacy()
+        mode = f"masked, guard: {privacy['guard']}" if masked else "UNMASKED baseline"
+        return f"models: slm={names['slm']} llm={names['llm']}{note}; schema: {schema}; {mode}"
+
+    _masked = True
+    """Default of `privacy.mask`: False in the unmasked baseline pipeline."""
+
+    def _privacy(self) -> tuple[dict[str, Any], bool]:
+        """The guard settings (validated) and whether the llm sees masked text."""
+        settings = dict(self.config().get("privacy") or {})
+        masked = settings.pop("mask", True)
+        if not isinstance(masked, bool):
+            raise ConfigError(f"setting 'privacy.mask' must be true or false, got {masked!r}")
+        return GuardPolicy.from_settings(settings).to_dict(), masked
 
     def stages(self) -> dict[str, JsonListTransformer]:
         """Resolve models and templates first, then the MaskSQL stages in order."""
         config = self.config()
+        privacy, masked = self._privacy()
         if config["schema"] not in ("ranked", "full"):
             raise ConfigError(
                 f"setting 'schema' must be 'ranked' or 'full', got {config['schema']!r}"
@@ -149,7 +171,11 @@ class MaskSqlPipeline(ExperimentPipeline):
         def model_stage(cls: type, name: str, **extra: Any) -> JsonListTransformer:
             chosen = templates[name]
             template = None if chosen == default_template(name) else chosen
+            if issubclass(cls, LlmStage):
+                extra = {**extra, "privacy": privacy, "masked": masked}
             return cls(models[TEMPLATES[name]].name, template, **data, **extra)
+
+        llm_templates = [templates[n] for n, role in TEMPLATES.items() if role == "llm"]
 
         stages: dict[str, JsonListTransformer] = {
             "LimitJson": LimitJson(
@@ -163,15 +189,18 @@ class MaskSqlPipeline(ExperimentPipeline):
             "DetectValues": model_stage(DetectValues, "detect_values"),
             "LinkValues": model_stage(LinkValues, "link_values"),
             "LinkSchema": model_stage(LinkSchema, "link_schema"),
-            "AddSymbolicSchema": AddSymbolicSchema(**data),
-            "AddSymbolicQuestion": AddSymbolicQuestion(**data),
+            "AddSymbolicSchema": AddSymbolicSchema(**data, masked=masked),
+            "AddSymbolicQuestion": AddSymbolicQuestion(**data, privacy=privacy, masked=masked),
             "GenerateSymbolicSql": model_stage(GenerateSymbolicSql, "generate_symbolic_sql"),
             "RepairSymbolicSql": model_stage(RepairSymbolicSql, "repair_symbolic_sql"),
-            "AddConcreteSql": AddConcreteSql(**data),
+            "AddConcreteSql": AddConcreteSql(**data, masked=masked),
             "ExecuteConcreteSql": ExecuteConcreteSql(**data, **limits),
             "RepairSql": model_stage(RepairSql, "repair_sql", **limits),
             "CalcExecAcc": CalcExecAcc(**data, **limits),
             "AddInferenceAttack": model_stage(AddInferenceAttack, "inference_attack"),
+            "AuditLeaks": AuditLeaks(
+                **data, llm_stages=list(LLM_STAGES), ignore_words=template_words(llm_templates)
+            ),
             "Results": Results(),
         }
         if self.data_dir is not None:
@@ -204,6 +233,8 @@ class MaskSqlPipeline(ExperimentPipeline):
             "pred_sql": row.get("pred_sql"),
             "exec_acc": row.get("exec_acc"),
         }
+        if isinstance(row.get("leaks"), list):
+            result["leaks"] = len(row["leaks"])
         if ERROR_KEY in row:
             result["error"] = row[ERROR_KEY]
         return result
@@ -216,6 +247,7 @@ class MaskSqlPipeline(ExperimentPipeline):
         results = summarize(rows)
         results["models"] = dict(self.config()["models"])
         results["schema"] = self.config()["schema"]
+        results["privacy"]["masked"] = self._privacy()[1]
         write_json(Path(last_file).parent / RESULTS_FILE, results)
         console.print(results_table(results))
 
@@ -263,6 +295,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "tokens": {"total": sum(tokens), "mean": _mean([float(t) for t in tokens])},
         "latency": {"total": round(sum(latency), 6), "mean": _mean(latency)},
         "privacy": {
+            "leak_audit": summarize_leaks(rows),
             "reidentification_rate": round(found / symbols, 6) if symbols else None,
             "reidentification_mean": _mean([float(x.get("rate", 0.0)) for x in reid]),
             "symbols": symbols,
@@ -290,6 +323,14 @@ def results_table(results: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     privacy = results["privacy"]
     table.add_row("rows", str(results["rows"]))
+    audit = privacy.get("leak_audit") or {}
+    if audit.get("audited_rows"):
+        kinds = ", ".join(f"{k} {v}" for k, v in audit["by_kind"].items())
+        table.add_row(
+            "rows with a leak (audit)",
+            f"{_fmt(audit['leak_rate'], True)} "
+            f"({audit['rows_with_leaks']}/{audit['audited_rows']} rows; {kinds})",
+        )
     table.add_row(
         "execution accuracy",
         f"{_fmt(results['exec_acc'], True)} ({results['correct']}/{results['rows']})",
@@ -304,7 +345,7 @@ def results_table(results: dict[str, Any]) -> Table:
     attacker = results.get("models", {}).get("llm")
     note = "; the offline oracle attacker guesses nothing" if attacker == "oracle" else ""
     table.add_row(
-        "re-identification rate",
+        "re-identification (attacker-model estimate)",
         f"{_fmt(privacy['reidentification_rate'], True)} "
         f"({privacy['reidentified']}/{privacy['symbols']} symbols{note})",
     )
@@ -318,3 +359,17 @@ def results_table(results: dict[str, Any]) -> Table:
         "rows with errors", f"{results['errors']['rows']}" + (f" ({detail})" if detail else "")
     )
     return table
+
+
+class UnmaskedSqlPipeline(MaskSqlPipeline):
+    """The same MaskSQL stages with masking off: the llm sees the real schema and question.
+
+    The baseline that states the privacy cost: EA(masked) against EA(unmasked), same models.
+    """
+
+    _name = "unmasked"
+    _description = (
+        "MaskSQL's stages with masking off (privacy.mask=false): the remote model sees real "
+        "names and values; the accuracy baseline for the privacy cost."
+    )
+    _masked = False

@@ -91,6 +91,10 @@ class RankSchemaItems(ModelStage):
 
     template_name = "rank_schema_items"
     prop = "schema_items"
+    answer_schema = {
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    }
 
     def __init__(
         self,

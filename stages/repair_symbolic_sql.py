@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.base import ModelStage
+from stages.base import LlmStage
 from stages.dataset import require
 from stages.oracle import gold_symbolic_sql
 from stages.replies import parse_sql_reply, render_sql_reply
 from stages.sql.symbolic_check import symbolic_problems
 
 
-class RepairSymbolicSql(ModelStage):
+class RepairSymbolicSql(LlmStage):
     """Checks `symbolic_sql` locally (`symbolic_sql_problems`); when it fails, replaces it with
     the model's repair (the draft is kept in `symbolic_sql_draft`). No problem: no model call.
     The prompt holds only symbols: the symbolic question, schema, SQL and SQLite's messages.
@@ -20,15 +20,19 @@ class RepairSymbolicSql(ModelStage):
     template_name = "repair_symbolic_sql"
     prop = "symbolic_sql"
 
-    def _get_prompt(self, row: dict[str, Any]) -> str:
-        return self.render(
-            question=row["symbolic_question"],
-            schema=row["symbolic_schema"],
-            sql=row["symbolic_sql"],
-            problems=list(row.get("symbolic_sql_problems") or []),
-        )
+    sql_parts = ("sql", "problems")
+
+    def _prompt_parts(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "question": row["symbolic_question"],
+            "schema": row["symbolic_schema"],
+            "sql": row["symbolic_sql"],
+            "problems": list(row.get("symbolic_sql_problems") or []),
+        }
 
     def _oracle(self, row: dict[str, Any]) -> str:
+        if not self.masked:
+            return render_sql_reply(row["query"])
         sql = gold_symbolic_sql(row["query"], self.kept_schema(row), self.symbols(row))
         return render_sql_reply(sql)
 
@@ -37,7 +41,9 @@ class RepairSymbolicSql(ModelStage):
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         sql = require(row, "symbolic_sql", "GenerateSymbolicSql")
-        problems = symbolic_problems(sql, self.kept_schema(row), self.symbols(row))
+        problems = symbolic_problems(
+            sql, self.kept_schema(row), self.symbols(row), masked=self.masked
+        )
         row["symbolic_sql_problems"] = problems
         if not problems:
             return row

@@ -82,16 +82,49 @@ def _first_balanced(text: str) -> Any:
     return None
 
 
+_STATEMENT = re.compile(
+    r"(?i)^\s*\(?\s*(SELECT|WITH|INSERT|UPDATE|DELETE|DROP|CREATE|ALTER|ATTACH|DETACH|PRAGMA"
+    r"|REPLACE|VALUES|EXPLAIN)\b"
+)
+_STATEMENT_LINE = re.compile(r"(?im)^[ \t]*\(?[ \t]*(SELECT|WITH)\b")
+
+
+def _is_statement(text: str) -> bool:
+    return bool(_STATEMENT.match(text))
+
+
 def parse_sql_reply(text: str) -> str:
-    """The SQL in a reply: the ```sql fence (or any fence), else the text after a `SQL:` label,
-    else the whole text; trailing semicolons and whitespace removed. ReplyParseError if empty.
+    """The SQL of a reply as real models write it: the LAST ```sql fence (models often show a
+    draft first), else the last unlabelled fence holding a statement, else the text after a
+    `SQL:` label, else the last statement starting a line. Trailing semicolons removed.
+
+    A reply with no SQL in it ("I am not sure how to answer that.") raises ReplyParseError:
+    it is a failed call, never the row's SQL.
     """
-    blocks = _fenced(text, ("sql", "sqlite"))
-    if blocks:
-        sql = blocks[0]
+    labelled = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("sql", "sqlite")]
+    others = [
+        body
+        for lang, body in _FENCE.findall(text)
+        if lang.lower() not in ("sql", "sqlite") and _is_statement(body)
+    ]
+    if labelled:
+        sql = labelled[-1]
+    elif others:
+        sql = others[-1]
     else:
         m = re.search(r"(?im)^\s*sql\s*:\s*", text)
-        sql = text[m.end() :] if m else text
+        if m and _is_statement(text[m.end() :]):
+            sql = text[m.end() :]
+        else:
+            starts = list(_STATEMENT_LINE.finditer(text))
+            if starts:
+                sql = text[starts[-1].start() :]
+                sql = re.split(r"\n\s*\n", sql, maxsplit=1)[0]
+                sql = sql.split(";")[0]
+            elif _is_statement(text):
+                sql = text
+            else:
+                raise ReplyParseError(f"no SQL in reply: {text.strip()[:80]!r}")
     sql = sql.strip().rstrip(";").strip()
     if not sql:
         raise ReplyParseError("empty SQL in reply")

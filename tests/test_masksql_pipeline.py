@@ -31,6 +31,7 @@ STAGES = [
     "RepairSql",
     "CalcExecAcc",
     "AddInferenceAttack",
+    "AuditLeaks",
     "Results",
 ]
 LAST = f"{len(STAGES) + 1}_Results.json"
@@ -207,8 +208,8 @@ def test_missing_database_and_schema_entry_are_row_errors(tmp_path: Path) -> Non
     assert "no schema for db_id 'no_such_db'" in first["message"]
     assert "tables.json" in first["message"]
     failed_db = [r for r in out if r["db_id"] == "deutsche_staedte"]
-    for row in failed_db:
-        assert row["pipe_error"]["stage"] == "ExecuteConcreteSql"
+    for row in failed_db:  # the privacy guard needs the database's values: no prompt goes out
+        assert row["pipe_error"]["stage"] == "AddSymbolicQuestion"
         assert (
             "database file not found for db_id 'deutsche_staedte'" in row["pipe_error"]["message"]
         )
@@ -219,7 +220,7 @@ def test_missing_database_and_schema_entry_are_row_errors(tmp_path: Path) -> Non
     results = load(folder / "results.json")
     assert results["correct"] == 24
     assert results["exec_acc"] == round(24 / 33, 6)
-    assert results["errors"]["by_stage"] == {"RankSchemaItems": 1, "ExecuteConcreteSql": 8}
+    assert results["errors"]["by_stage"] == {"RankSchemaItems": 1, "AddSymbolicQuestion": 8}
 
 
 def test_wrong_model_or_setting_fails_before_any_row(tmp_path: Path) -> None:

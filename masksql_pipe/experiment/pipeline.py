@@ -83,6 +83,7 @@ def builtin_pipelines() -> dict[str, str]:
     """Names of the pipelines that ship with the package, mapped to their import paths."""
     return {
         "masksql": "stages.pipeline:MaskSqlPipeline",
+        "unmasked": "stages.pipeline:UnmaskedSqlPipeline",
         "simple": "masksql_pipe.experiment.samples.simple:SimplePipeline",
         "dag": "masksql_pipe.experiment.samples.dag:DagPipeline",
     }

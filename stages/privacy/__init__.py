@@ -1,0 +1,1 @@
+"""Privacy of MaskSQL: the guard that masks what the small model missed, and the leak audit."""
