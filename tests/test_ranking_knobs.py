@@ -1,0 +1,93 @@
+"""Ranking knobs: caps on the ranked items and a ranking read from a RESDSQL output file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from masksql_pipe import Pipeline
+from masksql_pipe.errors import InputError
+from stages.add_filtered_schema import AddFilteredSchema
+from stages.rank_schema_from_file import RankSchemaFromFile
+from stages.ranking import RankingFileError, cap_items, resdsql_items
+from stages.sql.schema import load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = load_schema(ROOT / "data" / "bird" / "dev_tables.json", "fuel_cards")
+
+
+def test_caps_keep_the_best_ranked_tables_and_columns():
+    items = {
+        "yearmonth": ["Consumption", "Date", "CustomerID"],
+        "customers": [],  # every column: CustomerID, Segment, Currency in schema order
+        "gas stations": ["Country"],
+    }
+    assert cap_items(items, SCHEMA, 2, 2) == {
+        "yearmonth": ["Consumption", "Date"],
+        "customers": ["CustomerID", "Segment"],
+    }
+    assert cap_items(items, SCHEMA, 0, 0) == items
+    assert list(cap_items(items, SCHEMA, 1, 0)) == ["yearmonth"]
+
+
+def test_resdsql_entries_become_items_in_rank_order():
+    ranked = ["gas stations.Discount (%)", "gas stations.Country", "customers.*"]
+    assert resdsql_items(ranked, SCHEMA) == {
+        "gas stations": ["Discount (%)", "Country"],
+        "customers": ["CustomerID"],  # `*` keeps the table with its primary key
+    }
+    with pytest.raises(RankingFileError, match="'Price'"):
+        resdsql_items(["gas stations.Price"], SCHEMA)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    data = tmp_path / "bird"
+    shutil.copytree(ROOT / "data" / "bird", data, ignore=shutil.ignore_patterns("1_input.json"))
+    rows = json.loads((data / "dev.json").read_text())[:2]
+    (data / "1_input.json").write_text(json.dumps(rows))
+    ranking = [
+        {"question_id": 1, "tc_original": ["customers.Currency", "yearmonth.Date"]},
+        {"question_id": 0, "tc_original": ["customers.Currency", "customers.Segment"]},
+    ]
+    (data / "resdsql.json").write_text(json.dumps(ranking))
+    return data
+
+
+async def test_ranking_file_stage_and_caps_in_a_pipeline(folder: Path):
+    data = {"tables": "dev_tables.json", "databases": "dev_databases"}
+    stages = [RankSchemaFromFile("resdsql.json", **data), AddFilteredSchema(**data, max_tables=1)]
+    last = await Pipeline(stages).run(folder / "1_input.json")
+    rows = json.loads(last.read_text())
+    assert rows[0]["schema_items"] == {"customers": ["Currency", "Segment"]}
+    # question 1: two tables ranked, the cap keeps the first (its primary key added back)
+    assert rows[1]["schema_items"] == {"customers": ["Currency"], "yearmonth": ["Date"]}
+    assert rows[1]["filtered_schema"] == {"customers": ["CustomerID", "Currency"]}
+
+
+async def test_missing_entry_is_a_row_error_naming_the_file(folder: Path):
+    (folder / "resdsql.json").write_text(json.dumps([{"question_id": 0, "tc_original": []}]))
+    data = {"tables": "dev_tables.json", "databases": "dev_databases"}
+    last = await Pipeline([RankSchemaFromFile("resdsql.json", **data)]).run(folder / "1_input.json")
+    rows = json.loads(last.read_text())
+    assert "pipe_error" not in rows[0]
+    assert "resdsql.json: no ranking entry for question_id 1" in rows[1]["pipe_error"]["message"]
+
+
+async def test_missing_file_stops_with_its_name(folder: Path):
+    (folder / "resdsql.json").unlink()
+    with pytest.raises(InputError, match=r"resdsql\.json: ranking file not found"):
+        await Pipeline([RankSchemaFromFile("resdsql.json")]).run(folder / "1_input.json")
+
+
+async def test_editing_the_ranking_file_reruns_the_stage(folder: Path):
+    data = {"tables": "dev_tables.json", "databases": "dev_databases"}
+    await Pipeline([RankSchemaFromFile("resdsql.json", **data)]).run(folder / "1_input.json")
+    ranking = json.loads((folder / "resdsql.json").read_text())
+    ranking[1]["tc_original"] = ["customers.Segment"]
+    (folder / "resdsql.json").write_text(json.dumps(ranking))
+    last = await Pipeline([RankSchemaFromFile("resdsql.json", **data)]).run(folder / "1_input.json")
+    assert json.loads(last.read_text())[0]["schema_items"] == {"customers": ["Segment"]}
