@@ -31,9 +31,10 @@ from .cli_options import (
     RetryErrorsOpt,
     StartOpt,
 )
-from .console import err, out
+from .console import err, fail, out
 from .errors import ConfigError, InputError, PipeError
 from .files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
+from .row_diff import row_diff
 from .runner import build_run, find_input_file, run_pipeline
 from .transformer import ERROR_KEY, RunOptions
 
@@ -120,10 +121,10 @@ def status_command(
     input_rows = len(read_rows(input_file))
     table.add_row(input_file.name, str(input_rows), "", "input", "", "", "")
     planned = set()
-    for state in engine.states(input_file):
+    for state in engine.states(input_file, recorded_endpoints=True):
         planned.add(state.output_path.name)
         record = state.record or {}
-        known = state.status in ("up to date", "edited by hand", "stale")
+        known = state.status in ("up to date", "edited by hand", "stale", "will rerun")
         rows = str(record.get("rows", "")) if known and record else ""
         errors = str(record.get("errors") or "") if known else ""
         label = state.status + (f": {state.reason}" if state.reason else "")
@@ -251,19 +252,31 @@ def show_command(
         )
 
 
-def row_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Fields a stage added, changed (before and after) or removed in one row."""
-    added = {k: v for k, v in after.items() if k not in before}
-    changed = {
-        k: {"before": before[k], "after": v}
-        for k, v in after.items()
-        if k in before and before[k] != v
-    }
-    removed = [k for k in before if k not in after]
-    result: dict[str, Any] = {"added": added, "changed": changed}
-    if removed:
-        result["removed"] = removed
-    return result
+@app.command("view")
+def view_command(
+    data: DataOpt,
+    port: Annotated[
+        int, typer.Option(help="Port on 127.0.0.1 (0: any free one).", min=0, max=65535)
+    ] = 8765,
+) -> None:
+    """Open a local web page to inspect a run by hand: each row through every stage, its model
+    calls, errors, filters. Read-only; listens on 127.0.0.1 only; Ctrl-C stops it."""
+    import asyncio
+
+    from .viewer.server import serve
+
+    if not data.is_dir():
+        raise InputError(f"{data}: data folder not found")
+
+    def ready(url: str) -> None:
+        out.print(f"viewer on {url} (Ctrl-C stops it)", highlight=False)
+
+    try:
+        asyncio.run(serve(data, port, ready))
+    except OSError as exc:
+        raise fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        pass
 
 
 def _bookkeeping_note() -> str:

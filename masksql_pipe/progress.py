@@ -18,9 +18,9 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     TextColumn,
-    TimeRemainingColumn,
 )
 
+from .eta import Eta, format_eta
 from .transformer import RowCounter
 
 PLAIN_INTERVAL = 10.0
@@ -46,26 +46,29 @@ async def show_progress(
         return
     tty = stream.isatty() if enabled is None else enabled and stream.isatty()
     started = time.monotonic()
+    eta = Eta(started)
     if tty:
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             TextColumn("[red]{task.fields[errors]}"),
             TextColumn("{task.fields[note]}"),
             console=Console(file=stream),
             auto_refresh=False,
             transient=True,
         )
-        task = progress.add_task(label, total=counter.total, rate="", errors="", note="")
+        task = progress.add_task(label, total=counter.total, rate="", eta="-", errors="", note="")
 
         def render() -> None:
+            now = time.monotonic()
             errors = f"{counter.errors} errors" if counter.errors else ""
-            rate = _rate(counter.done, time.monotonic() - started)
+            rate = _rate(counter.done, now - started)
+            left = format_eta(eta.seconds(now, counter))
             progress.update(
-                task, completed=counter.done, rate=rate, errors=errors, note=counter.note
+                task, completed=counter.done, rate=rate, eta=left, errors=errors, note=counter.note
             )
             progress.refresh()
 
@@ -75,12 +78,12 @@ async def show_progress(
         progress = None
 
         def render() -> None:
-            elapsed = time.monotonic() - started
-            left = counter.total - counter.done
-            eta = f"{left / (counter.done / elapsed):.0f}s" if counter.done and elapsed else "-"
+            now = time.monotonic()
+            elapsed = now - started
+            left = format_eta(eta.seconds(now, counter))
             print(
                 f"  {label}: {counter.done}/{counter.total} rows, {_rate(counter.done, elapsed)},"
-                f" ETA {eta}, {counter.errors} errors"
+                f" ETA {left}, {counter.errors} errors"
                 + (f", {counter.note}" if counter.note else ""),
                 file=stream,
                 flush=True,

@@ -1,8 +1,11 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks (no network, no key).
 
 `LoopbackServer` answers `/v1/chat/completions` with proper `chat.completion` JSON and usage,
-after a configurable latency, with pluggable replies and injected faults (429 with Retry-After,
-500, a hang past the client timeout, a malformed body, 401), and counts what it received.
+after a configurable latency, with pluggable replies (a function, or one fixed text for every
+request) and injected faults (429 with Retry-After, 500, a hang past the client timeout, a
+malformed body, 401, a reply cut off with `finish_reason: "length"`). It honours `max_tokens`
+(a longer reply is cut off as a real server would), checks each `response_format` it receives
+(refusing the forms it is told not to accept) and counts and records what it received.
 Run it in a thread (`with LoopbackServer() as server:`) or as a process:
 `python -m masksql_pipe.testing --port 0 --latency 0.05` prints its base URL on stdout.
 """
@@ -18,17 +21,26 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from masksql_pipe.testing_batch import BatchService
+
 Reply = Callable[[list[dict[str, Any]]], str]
 
-FAULTS = ("429", "500", "hang", "malformed", "401")
-"""Fault names; "ok" (or None) in a schedule means answer normally."""
+FAULTS = ("429", "500", "hang", "malformed", "401", "length")
+"""Fault names; "ok" (or None) in a schedule means answer normally. "length" sends the first
+half of the reply with `finish_reason: "length"`."""
+
+RESPONSE_FORMS = ("text", "json_object", "json_schema")
+"""`response_format` types the server accepts by default (OpenAI's and llama.cpp's forms)."""
+
+RECORDED_BODIES = 1000
+"""Request bodies kept for inspection (the most recent ones)."""
 
 
 def echo_reply(messages: list[dict[str, Any]]) -> str:
@@ -37,6 +49,15 @@ def echo_reply(messages: list[dict[str, Any]]) -> str:
         if message.get("role") == "user":
             return str(message.get("content", ""))
     return ""
+
+
+def fixed_reply(text: str) -> Reply:
+    """A reply function answering `text` to every request."""
+
+    def reply(messages: list[dict[str, Any]]) -> str:
+        return text
+
+    return reply
 
 
 def prompt_id(messages: list[dict[str, Any]]) -> str:
@@ -62,7 +83,7 @@ class LoopbackServer:
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
-        reply: Reply | None = None,
+        reply: Reply | str | None = None,
         faults: Sequence[str | None] | None = None,
         fault_rate: float = 0.0,
         fault_kinds: Sequence[str] = ("429", "500", "hang", "malformed"),
@@ -70,21 +91,32 @@ class LoopbackServer:
         retry_after: float = 0.05,
         hang_seconds: float = 30.0,
         api_key: str | None = None,
+        response_forms: Sequence[str] = RESPONSE_FORMS,
     ) -> None:
+        """`reply` is a function of the messages or one text sent for every request (e.g.
+        "[]": a model that finds nothing). `response_forms` lists the `response_format` types
+        accepted; another type is refused with HTTP 400, as the llama.cpp server refuses
+        OpenAI's `json_schema`."""
         for kind in [*(faults or []), *fault_kinds]:
             if kind not in (*FAULTS, "ok", None):
                 raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
         self.host = host
         self.port = port
         self.latency = latency
-        self.reply: Reply = reply or echo_reply
+        self.reply: Reply = fixed_reply(reply) if isinstance(reply, str) else reply or echo_reply
+        self.response_forms = tuple(response_forms)
+        self._bodies: deque[dict[str, Any]] = deque(maxlen=RECORDED_BODIES)
         self.faults = list(faults) if faults is not None else None
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
         self.seed = seed
         self.retry_after = retry_after
         self.hang_seconds = hang_seconds
+        self.cached_prompt_tokens = 0
+        """Prompt tokens each answer reports as served from a prompt cache (for price tests)."""
         self.api_key = api_key
+        self.batches = BatchService(lambda: self.reply)
+        """The files and batches endpoints (batch API); its attributes set delays and faults."""
         self._lock = threading.Lock()
         self._requests = 0
         self._by_prompt: Counter[str] = Counter()
@@ -121,6 +153,15 @@ class LoopbackServer:
         with self._lock:
             return self._max_in_flight
 
+    def bodies(self) -> list[dict[str, Any]]:
+        """The request bodies received (the latest RECORDED_BODIES), in arrival order."""
+        with self._lock:
+            return [dict(body) for body in self._bodies]
+
+    def response_formats(self) -> list[Any]:
+        """The `response_format` of each recorded request (None where it had none)."""
+        return [body.get("response_format") for body in self.bodies()]
+
     def faults_sent(self) -> Counter[str]:
         """How many of each fault were injected."""
         with self._lock:
@@ -145,6 +186,7 @@ class LoopbackServer:
             self._answered.clear()
             self._faults_sent.clear()
             self._max_in_flight = 0
+            self._bodies.clear()
 
     @property
     def base_url(self) -> str:
@@ -184,6 +226,7 @@ class LoopbackServer:
         with self._lock:
             number = self._requests
             self._requests += 1
+            self._bodies.append(body)
             attempt = self._by_prompt[pid]
             self._by_prompt[pid] += 1
         authorized = self.api_key is None or (
@@ -212,7 +255,16 @@ class LoopbackServer:
             return web.Response(
                 body=b'{"id": "chatcmpl-broken", "choices": [', content_type="application/json"
             )
+        refusal = self._check_format(body.get("response_format"))
+        if refusal is not None:
+            return _error(400, "invalid_request_error", refusal)
         text = self.reply(messages)
+        finish = "stop"
+        budget = body.get("max_tokens") or body.get("max_completion_tokens")
+        if fault == "length":
+            text, finish = text[: len(text) // 2], "length"
+        elif isinstance(budget, int) and _estimate(text) > budget:
+            text, finish = text[: budget * 4], "length"
         prompt_tokens = _estimate("".join(str(m.get("content", "")) for m in messages))
         completion_tokens = _estimate(text)
         payload = {
@@ -225,18 +277,43 @@ class LoopbackServer:
                     "index": 0,
                     "message": {"role": "assistant", "content": text, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {
+                    "cached_tokens": min(self.cached_prompt_tokens, prompt_tokens)
+                },
             },
         }
         with self._lock:
             self._answered[pid] += 1
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+    def _check_format(self, form: Any) -> str | None:
+        """Why a `response_format` is refused (None: accepted), checked as the real servers do:
+        OpenAI's form needs `json_schema.name` and `json_schema.schema`; llama.cpp's
+        `json_object` may carry a `schema` object."""
+        if form is None:
+            return None
+        kind = form.get("type") if isinstance(form, dict) else None
+        if kind not in self.response_forms:
+            accepted = " or ".join(repr(k) for k in self.response_forms)
+            return f"response_format.type: input should be {accepted}, got {kind!r}"
+        if kind == "json_schema":
+            spec = form.get("json_schema")
+            if not (
+                isinstance(spec, dict)
+                and isinstance(spec.get("name"), str)
+                and isinstance(spec.get("schema"), dict)
+            ):
+                return "response_format.json_schema must have a 'name' and a 'schema' object"
+        if kind == "json_object" and not isinstance(form.get("schema", {}), dict):
+            return "response_format.schema must be a JSON schema object"
+        return None
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(self.stats()), content_type="application/json")
@@ -245,6 +322,7 @@ class LoopbackServer:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/_stats", self._stats)
+        self.batches.add_routes(app)
         return app
 
     async def serve(self, sock: socket.socket | None = None) -> None:
@@ -341,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faults", default="429,500,hang,malformed", help="kinds for --fault-rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hang-seconds", type=float, default=30.0)
+    parser.add_argument("--reply", default=None, help="answer this text to every request")
     args = parser.parse_args(argv)
     server = LoopbackServer(
         port=args.port,
@@ -349,6 +428,7 @@ def main(argv: list[str] | None = None) -> None:
         fault_kinds=[k for k in args.faults.split(",") if k],
         seed=args.seed,
         hang_seconds=args.hang_seconds,
+        reply=args.reply,
     )
 
     async def run() -> None:

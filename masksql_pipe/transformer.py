@@ -48,6 +48,10 @@ class RunOptions:
     registry: Any = None
     """Model registry for model stages; None builds one from the environment."""
 
+    batch: bool = False
+    """Send model stages' prompts through the provider's batch API (`--batch`)."""
+    budget: Any = None
+    """A `masksql_pipe.lm.pricing.Budget` capping the run's dollars (`--budget`), or None."""
 
 @dataclass
 class StageRun:
@@ -71,6 +75,10 @@ class RowCounter:
     done: int = 0
     errors: int = 0
 
+    passed: int = 0
+    """Rows passed through untouched (failed in an earlier stage): done, but no work to time."""
+    note: str = ""
+    """A short status shown beside the counts (e.g. a batch's state while it is polled)."""
 
 class JsonListTransformer(ABC):
     """A pipeline stage: ``_process_row`` maps one row (a dict) to its updated row.
@@ -200,6 +208,7 @@ class JsonListTransformer(ABC):
                     counter.errors += 1
                 finally:
                     _row_index.reset(token)
+                    counter.passed += 1
                 on_done(index, result)
                 counter.done += 1
 

@@ -107,7 +107,11 @@ def test_env_file_supplies_key_without_overriding_environment(
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:2/v1")
     registry = ModelRegistry.from_environment(env_file=env_file)
     model = registry.get("gpt-test")
-    assert model.settings() == {"model": "gpt-test", "base_url": "http://127.0.0.1:2/v1"}
+    assert model.settings() == {
+        "model": "gpt-test",
+        "base_url": "http://127.0.0.1:2/v1",
+        "temperature": 0,  # the default for OpenAI-compatible models
+    }
     assert "from-dotenv" not in repr(model) and "from-dotenv" not in json.dumps(model.settings())
     monkeypatch.setenv("OPENAI_API_KEY", "from-environment")
     assert registry.get("gpt-test") is model  # one instance per name

@@ -11,7 +11,11 @@ Messages = list[dict[str, str]]
 
 @dataclass
 class Completion:
-    """One model answer with what it cost: tokens, seconds, retries, and whether it was cached."""
+    """One model answer with what it cost: tokens, seconds, retries, and whether it was cached.
+
+    `latency` is the service time of the call; `wait` is the time spent before it could be sent
+    (a concurrency slot, a rate limit). `finish_reason` is the endpoint's ("stop", "length", ...).
+    """
 
     text: str
     prompt_tokens: int
@@ -19,6 +23,12 @@ class Completion:
     latency: float
     retries: int = 0
     cached: bool = False
+    finish_reason: str | None = None
+    wait: float = 0.0
+    cached_tokens: int = 0
+    """Prompt tokens the provider served from its prompt cache (billed at the cached rate)."""
+    batch: bool = False
+    """Answered through a provider batch API (billed at the batch discount)."""
 
     @property
     def total_tokens(self) -> int:
@@ -62,8 +72,26 @@ class Model(ABC):
         """Model id, endpoint and sampling settings (JSON-able; never the API key)."""
 
     @abstractmethod
-    async def complete(self, messages: Messages, *, oracle: str | None = None) -> Completion:
-        """Answer the chat `messages`; `oracle` is the text a perfect model would give, if known."""
+    async def complete(
+        self,
+        messages: Messages,
+        *,
+        oracle: str | None = None,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Answer the chat `messages`; `oracle` is the text a perfect model would give, if known.
+
+        `max_tokens` is the calling stage's default reply budget and `schema` the JSON schema of
+        its answer: a model sends them as its configuration says, or ignores them.
+        """
+
+    def call_settings(
+        self, *, max_tokens: int | None = None, schema: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Everything a call with these stage defaults depends on (the response-cache key);
+        `settings()` for a model that ignores them."""
+        return self.settings()
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections; the default has nothing to release."""

@@ -1,7 +1,8 @@
 """Persistent response cache (SQLite, WAL): each prompt is paid for once, across crashes, reruns.
 
-The key covers the model's settings (id, endpoint, sampling) and the exact messages; only
-successful completions are stored. Identical prompts in flight share one call.
+The key covers the model's settings (id, endpoint, sampling, reply budget, response format) and
+the exact messages; only answers the stage accepted are stored (the caller stores them once it
+has parsed them). Identical prompts in flight share one call.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class ResponseCache:
             ),
         )
 
+    def discard(self, key: str) -> bool:
+        """Forget the answer stored for `key` (one the stage no longer accepts); True if one was."""
+        return self._db.execute("DELETE FROM responses WHERE key = ?", (key,)).rowcount > 0
+
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
@@ -97,10 +102,12 @@ class ResponseCache:
         call: Callable[[], Awaitable[Completion]],
         *,
         lookup: bool = True,
+        store: bool = True,
     ) -> Completion:
         """The stored answer for `key`, else `call()` once (a twin already in flight is shared).
 
         With `lookup=False` the store is not read (a fresh call) but the fresh answer is kept.
+        With `store=False` the fresh answer is not kept: the caller `put`s it once accepted.
         """
         if lookup:
             hit = self.get(key)
@@ -130,7 +137,8 @@ class ResponseCache:
             future.exception()  # mark retrieved: no "never retrieved" warning
             raise
         else:
-            self.put(key, completion)
+            if store:
+                self.put(key, completion)
             future.set_result(completion)
             return completion
         finally:

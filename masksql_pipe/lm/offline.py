@@ -38,8 +38,15 @@ class OfflineModel(Model):
     def _answer(self, messages: Messages, oracle: str | None) -> str:
         raise NotImplementedError
 
-    async def complete(self, messages: Messages, *, oracle: str | None = None) -> Completion:
-        """Answer at once, measuring how long it took."""
+    async def complete(
+        self,
+        messages: Messages,
+        *,
+        oracle: str | None = None,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Answer at once, measuring how long it took (no reply budget, no structured form)."""
         start = time.perf_counter()
         text = self._answer(messages, oracle)
         return Completion(
@@ -47,6 +54,7 @@ class OfflineModel(Model):
             prompt_tokens=estimate_tokens(messages_text(messages)),
             completion_tokens=estimate_tokens(text),
             latency=time.perf_counter() - start,
+            finish_reason="stop",
         )
 
 

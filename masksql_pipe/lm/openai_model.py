@@ -22,6 +22,8 @@ from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
 from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from masksql_pipe.lm.limits import CallLimits
+from masksql_pipe.lm.pricing import cached_tokens
+from masksql_pipe.lm.request_fields import check_structured, effective_sampling, response_format
 
 
 class ModelRejected(ModelError):
@@ -102,13 +104,16 @@ class OpenAIModel(Model):
         pool: ClientPool | None = None,
         raw: bool = True,
         unusable: ModelError | ConfigError | None = None,
+        structured: str | None = None,
     ) -> None:
         self.name = name
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.api_key_env = api_key_env
-        self.sampling = dict(sampling or {})
+        self.sampling = effective_sampling(sampling)
+        self.structured = check_structured(structured, f"model {name!r}")
+        """How this endpoint takes an answer's JSON schema (None: it is not sent)."""
         self.limits = limits or CallLimits()
         self.timeout = timeout
         self.max_retries = max_retries
@@ -122,7 +127,54 @@ class OpenAIModel(Model):
 
     def settings(self) -> dict[str, Any]:
         """Model id, endpoint and sampling settings (never the key)."""
-        return {"model": self.model, "base_url": self.base_url, **self.sampling}
+        described = {"model": self.model, "base_url": self.base_url, **self.sampling}
+        if self.structured is not None:
+            described["structured"] = self.structured
+        return described
+
+    def call_settings(
+        self, *, max_tokens: int | None = None, schema: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Model id, endpoint and every request field besides the messages (the cache key)."""
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            **self._request_fields(max_tokens, schema),
+        }
+
+    def _request_fields(
+        self, max_tokens: int | None, schema: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Sampling settings, the reply budget (the model's own, else the stage's) and the
+        answer's schema in this endpoint's form."""
+        fields = dict(self.sampling)
+        budget_set = "max_tokens" in fields or "max_completion_tokens" in fields
+        if max_tokens is not None and not budget_set:
+            fields["max_tokens"] = max_tokens
+        form = response_format(self.structured, schema)
+        if form is not None:
+            fields["response_format"] = form
+        return fields
+
+    def request_body(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The chat request this model sends for `messages` (a batch file's line body)."""
+        return {
+            "model": self.model,
+            "messages": messages,
+            **self._request_fields(max_tokens, schema),
+        }
+
+    def batch_client(self) -> openai.AsyncOpenAI:
+        """The endpoint's client, for its files and batches API (batch mode)."""
+        if self._unusable is not None:
+            raise self._unusable
+        return self._client()
 
     def _client(self) -> openai.AsyncOpenAI:
         loop_id = id(asyncio.get_running_loop())
@@ -133,21 +185,34 @@ class OpenAIModel(Model):
             self._clients = {loop_id: client}
         return client
 
-    async def complete(self, messages: Messages, *, oracle: str | None = None) -> Completion:
-        """Send one chat request (retried by the client); ModelError when it fails for good."""
+    async def complete(
+        self,
+        messages: Messages,
+        *,
+        oracle: str | None = None,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Send one chat request (retried by the client); ModelError when it fails for good.
+
+        `latency` is measured from when the call may go out; the time spent waiting for a
+        concurrency slot or a rate limit before that is `wait`.
+        """
         if self._unusable is not None:
             raise self._unusable
         if self._rejected is not None:
             raise self._rejected
+        fields = self._request_fields(max_tokens, schema)
         budget = estimate_tokens(messages_text(messages)) + int(
-            self.sampling.get("max_tokens") or self.sampling.get("max_completion_tokens") or 0
+            fields.get("max_tokens") or fields.get("max_completion_tokens") or 0
         )
+        queued = time.perf_counter()
         async with self.limits.slot(budget):
             start = time.perf_counter()
             retries = 0
             for attempt in range(self.max_retries + 1):
                 try:
-                    text, usage, taken = await self._send(messages)
+                    text, usage, taken, finish = await self._send(messages, fields)
                 except _MalformedReply as exc:
                     retries += exc.retries_taken
                     if attempt < self.max_retries:
@@ -174,10 +239,16 @@ class OpenAIModel(Model):
             ),
             latency=latency,
             retries=retries,
+            finish_reason=finish,
+            wait=start - queued,
+            cached_tokens=cached_tokens(usage),
         )
 
-    async def _send(self, messages: Messages) -> tuple[str, dict[str, Any], int]:
-        """One request as the client sends it (with its retries): (text, usage, retries taken)."""
+    async def _send(
+        self, messages: Messages, fields: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], int, str | None]:
+        """One request as the client sends it (with its retries): (text, usage, retries taken,
+        finish reason)."""
         client = self._client()
         try:
             if self._raw:
@@ -185,16 +256,17 @@ class OpenAIModel(Model):
                 # TypedDict transform and pydantic models: measured ~15% faster at 100 in flight
                 response = await client.post(
                     "/chat/completions",
-                    body={"model": self.model, "messages": messages, **self.sampling},
+                    body={"model": self.model, "messages": messages, **fields},
                     cast_to=httpx2.Response,
                 )
                 taken = response.request.headers.get("x-stainless-retry-count", "0")
                 return _read_raw(response.content, int(taken) if taken.isdigit() else 0)
             parsed = await client.chat.completions.create(
-                model=self.model, messages=messages, **self.sampling
+                model=self.model, messages=messages, **fields
             )
             usage = parsed.usage.model_dump() if parsed.usage else {}
-            return parsed.choices[0].message.content or "", usage, 0
+            choice = parsed.choices[0]
+            return choice.message.content or "", usage, 0, choice.finish_reason
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
         except openai.APITimeoutError as exc:
@@ -216,6 +288,11 @@ class OpenAIModel(Model):
         )
 
     def _status_error(self, exc: openai.APIStatusError) -> ModelError:
+        error = self._status_error_for(exc)
+        error.status = exc.status_code  # type: ignore[attr-defined] # replica sets read it
+        return error
+
+    def _status_error_for(self, exc: openai.APIStatusError) -> ModelError:
         status = exc.status_code
         detail = self._scrub(_error_message(exc))
         where = f"model {self.name!r} ({self.model} at {self.base_url})"
@@ -288,16 +365,18 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-def _read_raw(body: bytes, retries_taken: int) -> tuple[str, dict[str, Any], int]:
+def _read_raw(body: bytes, retries_taken: int) -> tuple[str, dict[str, Any], int, str | None]:
     try:
         data = orjson.loads(body)
-        text = data["choices"][0]["message"]["content"]
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
+        finish = choice.get("finish_reason")
         usage = data.get("usage") or {}
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
         raise _MalformedReply(f"{type(exc).__name__}: {exc}", retries_taken) from None
     if not isinstance(usage, dict):
         usage = {}
-    return text or "", usage, retries_taken
+    return text or "", usage, retries_taken, finish if isinstance(finish, str) else None
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -20,6 +20,7 @@ import yaml
 from masksql_pipe.environment import MODELS_ENV, environment, models_file
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.base import Model
+from masksql_pipe.lm.batch import BatchSettings, parse_batch
 from masksql_pipe.lm.endpoint_defaults import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -27,6 +28,9 @@ from masksql_pipe.lm.endpoint_defaults import (
 )
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.offline import offline_models
+from masksql_pipe.lm.pricing import Price, parse_price
+from masksql_pipe.lm.replica_specs import EndpointSpec, parse_endpoints
+from masksql_pipe.lm.request_fields import check_structured, default_concurrency, effective_sampling
 
 if TYPE_CHECKING:
     from masksql_pipe.lm.openai_model import ClientPool
@@ -44,6 +48,10 @@ _SPEC_KEYS = {
     "tpm",
     "timeout",
     "max_retries",
+    "structured",
+    "price",
+    "batch",
+    "base_urls",
 }
 
 
@@ -61,6 +69,14 @@ class ModelSpec:
     tpm: float | None = None
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    structured: str | None = None
+    """How the endpoint takes an answer's JSON schema: "json_schema", "json_object" or None."""
+    price: Price | None = None
+    """Dollars per million tokens (None: no cost figures for this model)."""
+    batch: BatchSettings | None = None
+    """Send this model's prompts through the provider's batch API (`batch: true`)."""
+    base_urls: list[EndpointSpec] | None = None
+    """Several endpoints serving this model (replicas); requests go to the least loaded."""
     source: str = "name"
     """Where the spec came from, for error messages: a config file path or "name"."""
 
@@ -117,7 +133,16 @@ class ModelRegistry:
         if name in self._offline:
             return self._offline[name].settings()
         spec = self._spec(name)
-        return {"model": spec.model, "base_url": self._base_url(spec), **spec.settings}
+        described = {
+            "model": spec.model,
+            "base_url": self._base_url(spec),
+            **effective_sampling(spec.settings),
+        }
+        if spec.base_urls:
+            del described["base_url"]  # any replica answers as the model (see lm.endpoints)
+        if spec.structured is not None:
+            described["structured"] = spec.structured
+        return described
 
     def get(self, name: str | Model) -> Model:
         """The model for `name` (the same instance every time); ConfigError if it cannot run."""
@@ -147,12 +172,28 @@ class ModelRegistry:
                 api_key=api_key,
                 api_key_env=spec.api_key_env,
                 sampling=spec.settings,
-                limits=CallLimits(spec.max_concurrency, spec.rpm, spec.tpm),
+                limits=CallLimits(
+                    spec.max_concurrency or default_concurrency(self._base_url(spec)),
+                    spec.rpm,
+                    spec.tpm,
+                ),
                 timeout=spec.timeout,
                 max_retries=spec.max_retries,
+                structured=spec.structured,
                 pool=self._pool,
                 unusable=unusable,
             )
+            if spec.base_urls:
+                from masksql_pipe.lm.endpoints import replica_set
+
+                model = replica_set(
+                    model,
+                    spec.base_urls,
+                    CallLimits(spec.max_concurrency, spec.rpm, spec.tpm),
+                    default_concurrency,
+                )
+            model.price = spec.price  # type: ignore[attr-defined]
+            model.batch = spec.batch  # type: ignore[attr-defined]
         self._models[name] = model
         return model
 
@@ -254,6 +295,9 @@ def _parse_spec(path: Path, name: str, entry: Any) -> ModelSpec:
         isinstance(base_url, str) and base_url.startswith(("http://", "https://"))
     ):
         raise ConfigError(f"{where}: 'base_url' must be an http(s) URL, got {base_url!r}")
+    base_urls = parse_endpoints(where, entry.get("base_urls"))
+    if base_urls and base_url is not None:
+        raise ConfigError(f"{where}: give 'base_url' or 'base_urls', not both")
     api_key_env = entry.get("api_key_env", "OPENAI_API_KEY")
     if not isinstance(api_key_env, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
         raise ConfigError(f"{where}: 'api_key_env' must be an environment variable name")
@@ -268,5 +312,9 @@ def _parse_spec(path: Path, name: str, entry: Any) -> ModelSpec:
         tpm=number("tpm", float, None, 1),
         timeout=number("timeout", float, DEFAULT_TIMEOUT, 0.001),
         max_retries=number("max_retries", int, DEFAULT_MAX_RETRIES, 0),
+        structured=check_structured(entry.get("structured"), where),
+        price=parse_price(where, entry.get("price")),
+        batch=parse_batch(where, entry.get("batch")),
+        base_urls=base_urls,
         source=str(path),
     )

@@ -1,0 +1,5 @@
+"""`python main.py view --data DIR`: a local web page to inspect a run by hand, read-only."""
+
+from .run_folder import RunFolder
+
+__all__ = ["RunFolder"]

@@ -1,0 +1,255 @@
+"""A dataset folder seen read-only: stage files, each row's journey, its model calls, run outcomes.
+
+Everything the viewer shows comes from here, as plain JSON-ready values. Nothing is written:
+files are opened for reading only, and the bookkeeping folder is never created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import InputError
+from ..files import BOOKKEEPING_DIR, numbered_files, read_rows
+from ..row_diff import row_diff
+from ..transformer import ERROR_KEY
+
+ID_KEYS = ("id", "case_id", "question_id")
+TEXT_KEYS = ("question", "text", "input", "prompt")
+"""Fields naming a row in the row list: its first id field, then its first text field."""
+
+
+@dataclass
+class _Cached:
+    """A parsed file and the (size, mtime) it was parsed at: reparsed only when it changes."""
+
+    stamp: tuple[int, int]
+    value: Any
+
+
+@dataclass
+class RunFolder:
+    """Read-only access to ``data``: its numbered files, prompt logs and run logs."""
+
+    data: Path
+    _cache: dict[Path, _Cached] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.data.is_dir():
+            raise InputError(f"{self.data}: data folder not found")
+
+    # -- files ----------------------------------------------------------------------------
+
+    def stage_files(self) -> list[Path]:
+        """The numbered files, in stage order."""
+        return [path for _, path in numbered_files(self.data)]
+
+    def stage_file(self, name: str) -> Path:
+        """One numbered file by its file name (only names that exist: no path tricks)."""
+        for path in self.stage_files():
+            if path.name == name:
+                return path
+        raise InputError(f"{self.data}: no stage file {name!r}")
+
+    def rows(self, path: Path) -> list[dict[str, Any]]:
+        """The rows of a stage file, parsed once per version of the file."""
+        return self._cached(path, read_rows)
+
+    def _cached(self, path: Path, parse: Any) -> Any:
+        stat = path.stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        hit = self._cache.get(path)
+        if hit is None or hit.stamp != stamp:
+            hit = _Cached(stamp, parse(path))
+            self._cache[path] = hit
+        return hit.value
+
+    def overview(self) -> dict[str, Any]:
+        """The folder, each stage file with its row and error counts, and the recorded runs."""
+        stages = []
+        for path in self.stage_files():
+            rows = self.rows(path)
+            stages.append(
+                {
+                    "file": path.name,
+                    "rows": len(rows),
+                    "errors": sum(1 for row in rows if ERROR_KEY in row),
+                    "prompt_log": self._prompt_log(path).is_file(),
+                }
+            )
+        runs = [
+            {
+                "id": run["id"],
+                "created": run.get("created"),
+                "pipeline": run.get("pipeline"),
+                "totals": run.get("totals"),
+            }
+            for run in self.runs()
+        ]
+        return {"data": str(self.data.resolve()), "stages": stages, "runs": runs}
+
+    # -- rows -------------------------------------------------------------------------------
+
+    def row_list(
+        self,
+        file: str,
+        *,
+        failed: bool = False,
+        search: str = "",
+        changed: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The rows of one stage file, filtered: failed ones, those whose outcome differs
+        between two runs, those whose JSON contains ``search`` (any case)."""
+        rows = self.rows(self.stage_file(file))
+        differing = self.changed_rows(*changed) if changed else None
+        needle = search.casefold()
+        listed = []
+        for index, row in enumerate(rows):
+            if failed and ERROR_KEY not in row:
+                continue
+            if differing is not None and index not in differing:
+                continue
+            if needle and needle not in orjson.dumps(row).decode().casefold():
+                continue
+            item: dict[str, Any] = {"index": index, "label": row_label(row)}
+            if ERROR_KEY in row:
+                item["error"] = row[ERROR_KEY]
+            if differing is not None:
+                item["outcomes"] = differing[index]
+            listed.append(item)
+        return {"file": file, "total": len(rows), "rows": listed}
+
+    def journey(self, index: int) -> dict[str, Any]:
+        """Row ``index`` through every stage: what each stage changed, its error, its model calls.
+
+        Rows keep their index from stage to stage; the input file is offset by the last run's
+        ``--start`` (LimitJson's first kept row).
+        """
+        steps = []
+        before: dict[str, Any] | None = None
+        offset = self._start_offset()
+        for number, path in enumerate(self.stage_files()):
+            rows = self.rows(path)
+            at = index + offset if number == 0 else index
+            row = rows[at] if 0 <= at < len(rows) else None
+            step: dict[str, Any] = {"file": path.name, "present": row is not None}
+            if row is not None:
+                step["row"] = row
+                step["diff"] = row_diff(before or {}, row) if before is not None else None
+                if ERROR_KEY in row and (before is None or ERROR_KEY not in before):
+                    step["error"] = row[ERROR_KEY]
+                before = row
+            step["calls"] = self.prompts(path.name, index)
+            steps.append(step)
+        if not any(step["present"] for step in steps):
+            raise InputError(f"{self.data}: no row {index} in any stage file")
+        return {"index": index, "start_offset": offset, "steps": steps}
+
+    # -- prompt logs ---------------------------------------------------------------------------
+
+    def _prompt_log(self, stage_path: Path) -> Path:
+        return self.data / BOOKKEEPING_DIR / "prompts" / f"{stage_path.stem}.jsonl"
+
+    def prompts(self, file: str, index: int) -> list[dict[str, Any]]:
+        """The model calls a stage made for row ``index``: messages, reply, tokens, latency,
+        cache hit, retries (from ``DIR/.masksql_pipe/prompts/<stage>.jsonl``)."""
+        log = self._prompt_log(self.stage_file(file))
+        if not log.is_file():
+            return []
+        return [call for call in self._cached(log, read_prompt_log).get(index, [])]
+
+    # -- run logs ------------------------------------------------------------------------------
+
+    def runs(self) -> list[dict[str, Any]]:
+        """The run records, oldest first (unreadable ones skipped)."""
+        folder = self.data / BOOKKEEPING_DIR / "runs"
+        if not folder.is_dir():
+            return []
+        records = []
+        for path in folder.glob("*.json"):
+            try:
+                record = self._cached(path, lambda p: orjson.loads(p.read_bytes()))
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            if isinstance(record, dict) and "id" in record:
+                records.append(record)
+        return sorted(records, key=lambda r: (str(r.get("created", "")), r["id"]))
+
+    def run(self, ref: str) -> dict[str, Any]:
+        """A run by id or unique id prefix."""
+        matches = [run for run in self.runs() if str(run["id"]).startswith(ref)]
+        if len(matches) != 1:
+            raise InputError(f"no single run {ref!r} in {self.data / BOOKKEEPING_DIR / 'runs'}")
+        return matches[0]
+
+    def changed_rows(self, run_a: str, run_b: str) -> dict[int, dict[str, Any]]:
+        """Row index -> {a, b} outcomes, for the cases whose outcome differs between two runs.
+
+        Cases are matched by id; the index is the case's row in run B (else run A).
+        """
+        cases_a = {str(c.get("id")): c for c in self.run(run_a).get("cases") or []}
+        cases_b = {str(c.get("id")): c for c in self.run(run_b).get("cases") or []}
+        result = {}
+        for case_id in [*cases_b, *(k for k in cases_a if k not in cases_b)]:
+            a, b = cases_a.get(case_id), cases_b.get(case_id)
+            if outcome(a) != outcome(b):
+                index = (b or a or {}).get("index")
+                if isinstance(index, int):
+                    result[index] = {"id": case_id, "a": outcome(a), "b": outcome(b)}
+        return result
+
+    def _start_offset(self) -> int:
+        """The last run's ``--start``: row i of the second file is row i+start of the input."""
+        runs = self.runs()
+        if not runs:
+            return 0
+        argv = [str(arg) for arg in runs[-1].get("argv") or []]
+        for position, arg in enumerate(argv):
+            value = None
+            if arg == "--start" and position + 1 < len(argv):
+                value = argv[position + 1]
+            elif arg.startswith("--start="):
+                value = arg.partition("=")[2]
+            if value is not None and value.isdigit():
+                return int(value)
+        return 0
+
+
+def outcome(case: dict[str, Any] | None) -> str:
+    """One word for a case's outcome in a run: passed, failed, error, unjudged or missing."""
+    if case is None:
+        return "missing"
+    if case.get("status") == "error" or case.get("error"):
+        return "error"
+    passed = case.get("passed")
+    return "unjudged" if passed is None else ("passed" if passed else "failed")
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """A short text naming a row in the list: ``id · question`` where the row has them."""
+    parts = []
+    for keys in (ID_KEYS, TEXT_KEYS):
+        for key in keys:
+            value = row.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                parts.append(" ".join(str(value).split()))
+                break
+    text = " · ".join(parts)
+    return text if len(text) <= 90 else text[:89] + "…"
+
+
+def read_prompt_log(path: Path) -> dict[int, list[dict[str, Any]]]:
+    """A prompt log's calls grouped by row index (a torn or foreign line is skipped)."""
+    calls: dict[int, list[dict[str, Any]]] = {}
+    with open(path, "rb") as handle:  # read-only
+        for line in handle:
+            try:
+                call = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(call, dict) and isinstance(call.get("row"), int):
+                calls.setdefault(call["row"], []).append(call)
+    return calls
