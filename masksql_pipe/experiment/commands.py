@@ -39,6 +39,7 @@ from ..files import write_atomic
 from ..runner import run_pipeline
 from ..transformer import RunOptions
 from .config import REDACTED, iter_dotted, parse_overrides
+from .config_diff import config_differences
 from .pipeline import builtin_pipelines, load_pipeline
 from .report import compare, format_run, render_comparison, render_summary
 from .runlog import list_runs, load_run, recorded_option, runs_dir
@@ -187,8 +188,20 @@ def compare_command(
     run_b: Annotated[str, typer.Argument(help="Second run (B): id, prefix or 'latest'.")],
     data: DataOpt,
 ) -> None:
-    """Two runs side by side, and the cases whose outcome changed from A to B."""
-    render_comparison(compare(load_run(data, run_a), load_run(data, run_b)), _out())
+    """Two runs side by side, the cases whose outcome changed from A to B, the settings that
+    differ."""
+    record_a, record_b = load_run(data, run_a), load_run(data, run_b)
+    render_comparison(compare(record_a, record_b), _out())
+    differences = config_differences(record_a.get("config", {}), record_b.get("config", {}))
+    if not differences:
+        _out().print("The configurations are the same.")
+        return
+    table = Table(title=f"Settings that differ ({len(differences)})", title_justify="left")
+    for column in ("setting", "A", "B"):
+        table.add_column(column)
+    for key, a, b in differences:
+        table.add_row(Text(key), Text(a), Text(b))
+    _out().print(table)
 
 
 def report_command(

@@ -10,7 +10,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from masksql_pipe.experiment.config import iter_dotted, redact, to_jsonable
+from masksql_pipe.experiment.config import redact, to_jsonable
+from masksql_pipe.experiment.config_diff import config_differences
 from masksql_pipe.experiment.report import (
     Comparison,
     StageRow,
@@ -386,20 +387,10 @@ def _only(cmp: Comparison) -> str:
 
 
 def _config_diff(config_a: Any, config_b: Any) -> str:
-    def leaves(config: Any) -> dict[str, str]:
-        clean = redact(to_jsonable(config))
-        return {
-            key: json.dumps(value, ensure_ascii=False)
-            for key, value in iter_dotted(clean)
-            if not isinstance(value, dict | list) or not value
-        }
-
-    a, b = leaves(config_a), leaves(config_b)
-    keys = [key for key in a if a.get(key) != b.get(key)]
-    keys += [key for key in b if key not in a]
-    if not keys:
+    differences = config_differences(config_a, config_b)
+    if not differences:
         return '<p class="muted">The configurations are the same.</p>'
-    rows = [[_Html(f"<code>{_e(key)}</code>"), a.get(key, "—"), b.get(key, "—")] for key in keys]
+    rows = [[_Html(f"<code>{_e(key)}</code>"), a, b] for key, a, b in differences]
     return _table(["setting", "A", "B"], rows)
 
 
