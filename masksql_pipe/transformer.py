@@ -53,6 +53,7 @@ class RunOptions:
     budget: Any = None
     """A `masksql_pipe.lm.pricing.Budget` capping the run's dollars (`--budget`), or None."""
 
+
 @dataclass
 class StageRun:
     """Where a stage runs: handed to ``setup`` so a stage can find its bookkeeping."""
@@ -79,6 +80,7 @@ class RowCounter:
     """Rows passed through untouched (failed in an earlier stage): done, but no work to time."""
     note: str = ""
     """A short status shown beside the counts (e.g. a batch's state while it is polled)."""
+
 
 class JsonListTransformer(ABC):
     """A pipeline stage: ``_process_row`` maps one row (a dict) to its updated row.
@@ -193,6 +195,7 @@ class JsonListTransformer(ABC):
                 if ERROR_KEY in row:
                     on_done(index, row)  # failed in an earlier stage: passed through untouched
                     counter.done += 1
+                    counter.passed += 1
                     continue
                 token = _row_index.set(index)
                 try:
@@ -208,7 +211,6 @@ class JsonListTransformer(ABC):
                     counter.errors += 1
                 finally:
                     _row_index.reset(token)
-                    counter.passed += 1
                 on_done(index, result)
                 counter.done += 1
 

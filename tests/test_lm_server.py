@@ -41,7 +41,10 @@ def test_runs_as_a_process_and_prints_its_url() -> None:
             "content": "twelve characters!",
             "refusal": None,
         }
-        assert reply["usage"] == {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}
+        usage = {
+            k: reply["usage"][k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+        }
+        assert usage == {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}
         with urllib.request.urlopen(url.removesuffix("/v1") + "/_stats", timeout=5) as resp:
             stats = orjson.loads(resp.read())
         assert stats["requests"] == 1 and list(stats["answered"].values()) == [1]
@@ -72,3 +75,21 @@ def test_seeded_fault_fraction_is_stable() -> None:
     assert first == draw(3)  # same seed, same faults for the same prompts
     assert first != draw(4)
     assert 15 <= first.count(500) <= 45
+
+
+def test_a_fixed_reply_from_the_command_line_answers_every_request() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "masksql_pipe.testing", "--port", "0", "--reply", "[]"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        for prompt in ("find the values", "something else entirely"):
+            status, body, _ = _post(url, prompt)
+            assert status == 200
+            assert orjson.loads(body)["choices"][0]["message"]["content"] == "[]"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
