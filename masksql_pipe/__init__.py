@@ -5,7 +5,7 @@ from .dag import build_stages, order_nodes
 from .dotted import delete_path, get_path, set_path
 from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
 from .pipeline import Pipeline, StageInterrupted
-from .prompt import PromptProcessor
+from .prompt import PromptProcessor, ReplyCutOff
 from .transformer import ERROR_KEY, JsonListTransformer, RunOptions, StageRun, current_row_index
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "PipeError",
     "Pipeline",
     "PromptProcessor",
+    "ReplyCutOff",
     "RunOptions",
     "SpecError",
     "StageInterrupted",
