@@ -121,8 +121,8 @@ def models_command(models: ModelsOpt = None) -> None:
 
 def _missing_key_hint(message: str) -> str:
     """The short reason a configured model cannot run: the key variable it needs, if that."""
-    needed = re.search(r"set \$([A-Za-z_][A-Za-z0-9_]*)", message)
-    if "no API key" in message and needed:
+    needed = re.search(r"\$([A-Za-z_][A-Za-z0-9_]*)", message)
+    if ("no API key" in message or "is not set" in message) and needed:
         return f"no key: set ${needed.group(1)}"
     return _one_line(message)
 

@@ -300,6 +300,9 @@ class OpenAIModel(Model):
             error = ModelRejected(
                 f"{where}: HTTP 401, the API key was refused; check ${self.api_key_env} "
                 "(environment or .env) or 'api_key_env' in the model config"
+                if self.api_key_env
+                else f"{where}: HTTP 401, the endpoint wants a key; name the variable holding "
+                "it with 'api_key_env' in the model config"
             )
         elif status == 403:
             error = ModelRejected(

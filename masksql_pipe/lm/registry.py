@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = MODELS_ENV
 
+NO_KEY_PLACEHOLDER = "no-key"
+"""Sent as the key to an endpoint configured without one (the client requires some key)."""
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 _SPEC_KEYS = {
     "model",
@@ -62,7 +65,8 @@ class ModelSpec:
     name: str
     model: str
     base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """None: the endpoint takes no key (a local server configured without 'api_key_env')."""
     settings: dict[str, Any] = field(default_factory=dict)
     max_concurrency: int | None = None
     rpm: float | None = None
@@ -155,7 +159,10 @@ class ModelRegistry:
             model = self._offline[name]
         else:
             spec = self._spec(name)
-            api_key = self._env.get(spec.api_key_env, "").strip()
+            if spec.api_key_env is None:  # an endpoint configured without a key
+                api_key = NO_KEY_PLACEHOLDER
+            else:
+                api_key = self._env.get(spec.api_key_env, "").strip()
             unusable = None
             if not api_key:
                 unusable = ConfigError(self._missing_key(spec))
@@ -170,7 +177,7 @@ class ModelRegistry:
                 model=spec.model,
                 base_url=self._base_url(spec),
                 api_key=api_key,
-                api_key_env=spec.api_key_env,
+                api_key_env=spec.api_key_env or "",
                 sampling=spec.settings,
                 limits=CallLimits(
                     spec.max_concurrency or default_concurrency(self._base_url(spec)),
@@ -221,16 +228,19 @@ class ModelRegistry:
         return str(self.config_file) if self.config_file else f"set ${CONFIG_ENV} or --models"
 
     def _missing_key(self, spec: ModelSpec) -> str:
-        where = (
-            f"'{spec.name}' in {spec.source}"
-            if spec.source != "name"
-            else f"OpenAI model id {spec.name!r} on {self._base_url(spec)}"
-        )
-        close = difflib.get_close_matches(spec.name, self.names(), n=1)
+        if spec.source != "name":
+            return (
+                f"model {spec.name!r} ({spec.source}): its key variable ${spec.api_key_env} is "
+                "not set; set it in the environment or in .env (or drop 'api_key_env' from the "
+                "entry if the endpoint needs no key)"
+            )
+        others = [name for name in self.names() if name != spec.name]
+        close = difflib.get_close_matches(spec.name, others, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return (
             f"model {spec.name!r}{hint}: no API key; set ${spec.api_key_env} in the environment "
-            f"or in .env (model: {where}; offline models: {', '.join(self._offline)}; "
+            f"or in .env (model: OpenAI model id {spec.name!r} on {self._base_url(spec)}; "
+            f"offline models: {', '.join(self._offline)}; "
             f"other endpoints: model config file, {self._config_hint()})"
         )
 
@@ -298,8 +308,12 @@ def _parse_spec(path: Path, name: str, entry: Any) -> ModelSpec:
     base_urls = parse_endpoints(where, entry.get("base_urls"))
     if base_urls and base_url is not None:
         raise ConfigError(f"{where}: give 'base_url' or 'base_urls', not both")
-    api_key_env = entry.get("api_key_env", "OPENAI_API_KEY")
-    if not isinstance(api_key_env, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
+    # an endpoint of one's own (base_url) named without a key variable needs no key
+    own_endpoint = entry.get("base_url") is not None or entry.get("base_urls") is not None
+    api_key_env = entry.get("api_key_env", None if own_endpoint else "OPENAI_API_KEY")
+    if api_key_env is not None and (
+        not isinstance(api_key_env, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env)
+    ):
         raise ConfigError(f"{where}: 'api_key_env' must be an environment variable name")
     return ModelSpec(
         name=name,

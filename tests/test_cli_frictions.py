@@ -1,0 +1,149 @@
+"""Small frictions a new user met, each fixed: exports, user pipelines from the working folder,
+suggestions for mistyped commands and options, `show` by file name, key messages, keyless
+local endpoints, `compare` showing the settings that differ."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, cli, load, write_rows
+
+from masksql_pipe.testing import LoopbackServer
+
+LEN_PIPELINE = '''
+from masksql_pipe import JsonListTransformer
+from masksql_pipe.experiment import ExperimentPipeline
+
+
+class AddLength(JsonListTransformer):
+    async def _process_row(self, row):
+        row["length"] = len(row["text"])
+        return row
+
+
+class LenPipeline(ExperimentPipeline):
+    """Adds the length of each row's text."""
+
+    def __init__(self, registry=None, replacement_config=None, flat_config_patch=None):
+        super().__init__({}, replacement_config, flat_config_patch)
+
+    def stages(self):
+        return [AddLength()]
+'''
+
+
+def test_prompt_processor_and_experiment_pipeline_are_exported() -> None:
+    import masksql_pipe
+    from masksql_pipe import PromptProcessor
+    from masksql_pipe.experiment import ExperimentPipeline, Pipeline
+    from masksql_pipe.prompt import PromptProcessor as Original
+
+    assert PromptProcessor is Original and "PromptProcessor" in masksql_pipe.__all__
+    assert Pipeline is ExperimentPipeline  # the old name still works
+    assert ExperimentPipeline is not masksql_pipe.Pipeline  # and differs from the engine's
+
+
+def test_user_pipeline_imports_from_the_working_folder(tmp_path: Path) -> None:
+    (tmp_path / "mylen.py").write_text(LEN_PIPELINE, encoding="utf-8")
+    write_rows(tmp_path / "d" / "1_input.json", [{"text": "abc"}, {"text": "hello"}])
+    done = cli("--data", "d", "--pipeline", "mylen:LenPipeline", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [row["length"] for row in load(tmp_path / "d" / "2_AddLength.json")] == [3, 5]
+
+
+def test_user_pipeline_import_error_is_shown(tmp_path: Path) -> None:
+    write_rows(tmp_path / "d" / "1_input.json", [{"text": "abc"}])
+    (tmp_path / "broken.py").write_text("import no_such_package_xyz\n", encoding="utf-8")
+    done = cli("--data", "d", "--pipeline", "broken:LenPipeline", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "No module named 'no_such_package_xyz'" in done.stderr
+    assert "unknown pipeline" not in done.stderr and "Traceback" not in done.stderr
+    (tmp_path / "typo.py").write_text("def f(:\n", encoding="utf-8")
+    done = cli("--data", "d", "--pipeline", "typo", cwd=tmp_path)
+    assert done.returncode == 2 and "SyntaxError" in done.stderr and "typo.py" in done.stderr
+    done = cli("--data", "d", "--pipeline", "absent_module:X", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown pipeline 'absent_module:X'" in done.stderr and str(tmp_path) in done.stderr
+
+
+def test_mistyped_command_and_option_get_suggestions(data_dir: Path) -> None:
+    done = cli("stauts", "--data", str(data_dir))
+    assert done.returncode == 2
+    assert "unknown command 'stauts'; did you mean 'status'?" in done.stderr
+    done = cli("--data", str(data_dir), "--pipeline", "simple", "--limt", "3")
+    assert done.returncode == 2
+    assert "--limt; did you mean --limit?" in done.stderr
+    assert not (data_dir / "2_prepare.json").exists()
+    done = cli("frobnicate")
+    assert done.returncode == 2 and "commands: run, status, show" in done.stderr
+
+
+def test_show_takes_a_file_name_and_says_give_the_name(data_dir: Path) -> None:
+    done = cli("--data", str(data_dir), "--pipeline", "helpers_stages:CountingPipeline")
+    assert done.returncode == 0, done.stderr
+    first = sorted(data_dir.glob("2_*.json"))[0]
+    shutil.copy(first, data_dir / "2_Other.json")
+    done = cli("show", "--data", str(data_dir), "2", "0")
+    assert done.returncode == 2
+    assert f"matches {first.name}, 2_Other.json; give the name" in done.stderr
+    done = cli("show", "--data", str(data_dir), "2_Other.json", "1")
+    assert done.returncode == 0, done.stderr
+    assert '"id": "r1"' in done.stdout
+
+
+MODELS_WITH_KEY_VARIABLE = """models:
+  small:
+    model: tiny
+    base_url: http://127.0.0.1:9/v1
+    api_key_env: LOCAL_KEY_FOR_TEST
+"""
+
+
+def test_unset_key_variable_is_named_plainly(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "data" / "samples" / "simple", tmp_path / "d")
+    (tmp_path / "models.yaml").write_text(MODELS_WITH_KEY_VARIABLE, encoding="utf-8")
+    done = cli("--data", "d", "--pipeline", "simple", "infer.model.name=small", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "$LOCAL_KEY_FOR_TEST is not set" in done.stderr
+    assert "did you mean" not in done.stderr
+
+
+def test_local_endpoint_without_key_variable_needs_no_key(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "data" / "samples" / "simple", tmp_path / "d")
+    with LoopbackServer(reply="42", api_key="no-key") as server:
+        (tmp_path / "models.yaml").write_text(
+            f"models:\n  local:\n    model: tiny\n    base_url: {server.base_url}\n",
+            encoding="utf-8",
+        )
+        done = cli(
+            "--data", "d", "--pipeline", "simple", "infer.model.name=local", "--max-errors",
+            "100", cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert server.requests > 0 and server.faults_sent()["401"] == 0
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> Path:
+    folder = tmp_path / "d"
+    shutil.copytree(ROOT / "data" / "samples" / "simple", folder)
+    for temperature in ("0", "0.5"):
+        done = cli(
+            "--data", str(folder), "--pipeline", "simple", "infer.model.name=perfect",
+            f"infer.model.settings.temperature={temperature}",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_compare_prints_the_settings_that_differ(two_runs: Path) -> None:
+    history = sorted(p.stem for p in (two_runs / ".masksql_pipe" / "runs").glob("*.json"))
+    done = cli("compare", history[0], history[1], "--data", str(two_runs))
+    assert done.returncode == 0, done.stderr
+    assert "Settings that differ (1)" in done.stdout
+    line = next(x for x in done.stdout.splitlines() if "infer.model.settings.temperature" in x)
+    assert "0" in line and "0.5" in line
+    done = cli("compare", history[1], history[1], "--data", str(two_runs))
+    assert "The configurations are the same." in done.stdout
