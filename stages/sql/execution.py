@@ -98,7 +98,9 @@ def spider_db_path(data_dir: str | os.PathLike[str], db_id: str) -> Path:
     return Path(data_dir) / "databases" / db_id / f"{db_id}.sqlite"
 
 
-def _authorizer(action: int, *_args: Any) -> int:
+def read_only_authorizer(action: int, *_args: Any) -> int:
+    """SQLite authorizer allowing only what a read-only query needs (also used by the
+    symbolic check, which prepares model SQL against an in-memory schema)."""
     return sqlite3.SQLITE_OK if action in _ALLOWED_ACTIONS else sqlite3.SQLITE_DENY
 
 
@@ -122,7 +124,7 @@ def open_readonly(
     if query_only:
         con.execute("PRAGMA query_only = ON")
     if authorizer:
-        con.set_authorizer(_authorizer)
+        con.set_authorizer(read_only_authorizer)
     con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     _guard_printf(con)
     return con

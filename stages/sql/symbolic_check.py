@@ -11,21 +11,12 @@ import itertools
 import re
 import sqlite3
 
+from stages.sql.execution import read_only_authorizer
 from stages.sql.schema import Schema
 from stages.sql.symbols import SymbolTable
 from stages.sql.tokens import Kind, quote_identifier, tokenize
 
 _VALUE = re.compile(r"V[1-9]\d*", re.IGNORECASE)
-_READ_ACTIONS = {
-    sqlite3.SQLITE_SELECT,
-    sqlite3.SQLITE_READ,
-    sqlite3.SQLITE_FUNCTION,
-    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
-}
-
-
-def _authorizer(action: int, *_args: object) -> int:
-    return sqlite3.SQLITE_OK if action in _READ_ACTIONS else sqlite3.SQLITE_DENY
 
 
 def _values_as_literals(sql: str, symbols: SymbolTable) -> str:
@@ -88,7 +79,7 @@ def symbolic_problems(
             cols = [quote_identifier(c) for c in cols if c]
             if tsym and cols:
                 con.execute(f"CREATE TABLE {quote_identifier(tsym)} ({', '.join(cols)})")
-        con.set_authorizer(_authorizer)
+        con.set_authorizer(read_only_authorizer)
         try:
             checked = _values_as_literals(sql, symbols) if masked else sql
             con.execute("EXPLAIN " + checked)
