@@ -117,7 +117,8 @@ def status_command(
         )
     table = Table(title=f"{pipeline} on {data}", title_justify="left")
     for column in ("file", "rows", "errors", "state", "tokens", "latency s", "model calls"):
-        table.add_column(column, no_wrap=True)
+        # file names stay whole; a long reason wraps inside its own column
+        table.add_column(column, no_wrap=column != "state", overflow="fold")
     input_rows = len(read_rows(input_file))
     table.add_row(input_file.name, str(input_rows), "", "input", "", "", "")
     planned = set()

@@ -124,8 +124,11 @@ def parse_rows(data: bytes, path: Path | str) -> list[dict[str, Any]]:
     try:
         rows = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        line, column, message = exc.lineno, exc.colno, exc.msg
+        if "utf-8" in message.lower() or "unicode" in message.lower():
+            line, column, message = _utf8_error_position(data, line, column, message)
         raise InputError(
-            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            f"{path}: invalid JSON at line {line}, column {column}: {message}"
         ) from None
     finally:
         if paused:
@@ -168,6 +171,21 @@ def write_atomic(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_leftover_temp_files(*folders: Path) -> list[Path]:
+    """Delete the temp files an interrupted ``write_atomic`` left in ``folders``.
+
+    Call only while holding the folder's writer lock: then no write is in flight.
+    """
+    removed = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(".*.json.*.tmp"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -254,6 +272,19 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _utf8_error_position(data: bytes, line: int, column: int, message: str) -> tuple[int, int, str]:
+    """Where invalid UTF-8 really is (orjson reports such errors at line 1, column 1)."""
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        line = data.count(b"\n", 0, start) + 1
+        line_start = data.rfind(b"\n", 0, start) + 1
+        column = len(bytes(data[line_start:start]).decode("utf-8", errors="replace")) + 1
+        return line, column, f"invalid UTF-8 byte 0x{data[start]:02x}"
+    return line, column, message
 
 
 def _json_type(value: Any) -> str:

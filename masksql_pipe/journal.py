@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,15 @@ import orjson
 
 
 class RowJournal:
-    """Finished rows, appended as JSON lines of ``[[index, row], ...]`` after a header line.
+    """Finished rows, appended as lines ``<tag> <crc32> [[index, row], ...]`` after a header line.
 
-    The header holds the stage fingerprint and input digest: a journal left by another version
-    of the stage or another input is discarded, never mixed in. Rows are serialized and handed
-    to the OS as soon as the event loop gets control back (a row that awaited a model is written
-    on its own), and at least every ``BATCH_ROWS`` rows when rows finish without awaiting, so a
-    ``kill -9`` loses at most rows that finished back to back without the stage ever awaiting.
+    The header holds the stage fingerprint and input digest; every line repeats them as a short
+    ``tag`` and carries the crc32 of its JSON, so a line written by another version of the
+    stage, for another input, or damaged on disk is never used (the row is processed again).
+    Rows are serialized and handed to the OS as soon as the event loop gets control back (a row
+    that awaited a model is written on its own), and at least every ``BATCH_ROWS`` rows when rows
+    finish without awaiting, so a ``kill -9`` loses at most rows that finished back to back
+    without the stage ever awaiting.
     """
 
     BATCH_ROWS = 1000
@@ -27,12 +31,16 @@ class RowJournal:
         self,
         path: Path,
         header: dict[str, Any],
-        on_unserializable: Callable[[int, dict[str, Any], TypeError], dict[str, Any]] | None = None,
+        on_unserializable: Callable[[int, dict[str, Any], TypeError], dict[str, Any] | None]
+        | None = None,
     ) -> None:
         self.path = path
         self.header = header
         self.on_unserializable = on_unserializable
         self._fd: int | None = None
+        self.tag = hashlib.blake2b(orjson.dumps(header), digest_size=8).hexdigest().encode()
+        self.rejected = 0
+        """Lines of the last ``load`` that were damaged or belonged to another run."""
         self._pending: list[list[Any]] = []
         self._flush_scheduled = False
 
@@ -47,6 +55,7 @@ class RowJournal:
         except FileNotFoundError:
             return {}
         lines = data.split(b"\n")
+        self.rejected = 0
         try:
             header = orjson.loads(lines[0])
         except orjson.JSONDecodeError:
@@ -54,13 +63,21 @@ class RowJournal:
         if header != self.header:
             return {}
         rows: dict[int, dict[str, Any]] = {}
+        prefix = len(self.tag) + 10  # "<tag> <crc8> "
         for line in lines[1:]:
             if not line:
                 continue
+            payload = line[prefix:]
+            if line[: len(self.tag)] != self.tag or line[
+                prefix - 10 : prefix
+            ] != b" %08x " % zlib.crc32(payload):
+                self.rejected += 1  # torn by a crash mid-write, damaged, or another run's
+                continue
             try:
-                batch = orjson.loads(line)
+                batch = orjson.loads(payload)
             except orjson.JSONDecodeError:
-                continue  # torn line from a crash mid-write
+                self.rejected += 1
+                continue
             for item in batch if isinstance(batch, list) else ():
                 if (
                     isinstance(item, list)
@@ -102,21 +119,29 @@ class RowJournal:
             return
         pending, self._pending = self._pending, []
         try:
-            line = orjson.dumps(pending, option=orjson.OPT_APPEND_NEWLINE)
+            payload = orjson.dumps(pending)
         except TypeError:
-            line = orjson.dumps(self._serializable(pending), option=orjson.OPT_APPEND_NEWLINE)
-        _write_all(self._fd, line)
+            payload = orjson.dumps(self._serializable(pending))
+        _write_all(self._fd, b"%s %08x %s\n" % (self.tag, zlib.crc32(payload), payload))
 
     def _serializable(self, pending: list[list[Any]]) -> list[list[Any]]:
-        """Slow path: replace rows orjson cannot serialize by what ``on_unserializable`` says."""
+        """Slow path: replace rows orjson cannot serialize by what ``on_unserializable`` says.
+
+        A row it answers None for is left out of the journal (it will be processed again).
+        """
+        kept = []
         for item in pending:
             try:
                 orjson.dumps(item[1])
             except TypeError as exc:
                 if self.on_unserializable is None:
                     raise
-                item[1] = self.on_unserializable(item[0], item[1], exc)
-        return pending
+                replacement = self.on_unserializable(item[0], item[1], exc)
+                if replacement is None:
+                    continue
+                item[1] = replacement
+            kept.append(item)
+        return kept
 
     def close(self) -> None:
         """Flush and close (the file stays, for a later resume)."""

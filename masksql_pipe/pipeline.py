@@ -1,8 +1,9 @@
 """Pipeline: runs ordered stages over numbered files, skipping what is up to date.
 
-A stage output is up to date when its recorded fingerprint and input digest both still match.
-An output edited by hand is kept (and makes the later stages stale); a stage interrupted midway
-resumes from its row journal.
+A stage output is up to date when its recorded fingerprint (which covers the project code the
+stage imports), its input digest and the digests of the external files it declared all still
+match. An output edited by hand is kept (and makes the later stages stale); a stage interrupted
+midway resumes from its row journal. One writer per data folder: a run holds the folder's lock.
 """
 
 from __future__ import annotations
@@ -32,13 +33,22 @@ from .files import (
     parse_rows,
     parse_stage_file,
     read_bytes_async,
-    read_json,
     read_rows,
+    remove_leftover_temp_files,
     write_atomic,
     write_json,
 )
+from .folder_lock import writer_lock
 from .journal import RowJournal
 from .progress import show_progress
+from .records import (
+    external_change,
+    external_states,
+    fingerprint_changes,
+    load_record,
+    pending_path,
+    promote,
+)
 from .transformer import ERROR_KEY, JsonListTransformer, RowCounter, RunOptions, StageRun
 
 MAX_TRACEBACKS = 50
@@ -51,7 +61,7 @@ class StageState:
     key: str
     output_path: Path
     status: str
-    """One of: up to date, edited by hand, stale, missing, partial."""
+    """One of: up to date, edited by hand, stale, missing, partial, will rerun."""
     reason: str = ""
     record: dict[str, Any] | None = None
 
@@ -139,11 +149,25 @@ class Pipeline:
             current, numbered = out_path, out
         return planned
 
-    def states(self, input_file: Path | str) -> list[StageState]:
-        """The reuse state of every stage's output, without running anything."""
+    def states(
+        self, input_file: Path | str, *, recorded_endpoints: bool = False
+    ) -> list[StageState]:
+        """The reuse state of every stage's output, without running anything (needs no lock).
+
+        Every output after one that will be rewritten is "will rerun", naming the first cause.
+        ``recorded_endpoints`` judges model endpoints by the recorded ones (status from a shell
+        without the run's OPENAI_BASE_URL): a difference is reported, not taken as a change.
+        """
         states = []
+        cause: StageState | None = None
         for stage, in_path, out_path in self.plan(input_file):
-            states.append(self._state(stage, in_path, out_path))
+            state = self._state(stage, in_path, out_path, recorded_endpoints=recorded_endpoints)
+            if cause is not None and state.status == "up to date":
+                why = f"after {cause.key} ({cause.status})"
+                state = StageState(state.key, out_path, "will rerun", why, state.record)
+            elif cause is None and not state.reusable:
+                cause = state
+            states.append(state)
         return states
 
     async def run(self, input_file: Path | str) -> Path:
@@ -155,18 +179,23 @@ class Pipeline:
         if not input_path.is_file():
             raise InputError(f"{input_path}: file not found")
         planned = self.plan(input_path)
-        book = bookkeeping_dir(folder)
-        self.reports = []
-        last = input_path
-        for stage, in_path, out_path in planned:
-            forced = self.options.force or (
-                self.options.from_number is not None
-                and parse_stage_file(out_path).number > self.options.from_number
-            )
-            report = await self._run_stage(stage, in_path, out_path, book, forced)
-            report.index = parse_stage_file(out_path).number
-            self.reports.append(report)
-            last = out_path
+        with writer_lock(folder):
+            book = bookkeeping_dir(folder)
+            for leftover in remove_leftover_temp_files(folder, book):
+                self._say(f"removed {leftover}, left by an interrupted write")
+            for stage in self.stages:
+                stage.preflight(folder)
+            self.reports = []
+            last = input_path
+            for stage, in_path, out_path in planned:
+                forced = self.options.force or (
+                    self.options.from_number is not None
+                    and parse_stage_file(out_path).number > self.options.from_number
+                )
+                report = await self._run_stage(stage, in_path, out_path, book, forced)
+                report.index = parse_stage_file(out_path).number
+                self.reports.append(report)
+                last = out_path
         return last
 
     @property
@@ -176,26 +205,45 @@ class Pipeline:
 
     # -- one stage ---------------------------------------------------------------------------
 
-    def _state(self, stage: JsonListTransformer, in_path: Path, out_path: Path) -> StageState:
+    def _state(
+        self,
+        stage: JsonListTransformer,
+        in_path: Path,
+        out_path: Path,
+        *,
+        recorded_endpoints: bool = False,
+    ) -> StageState:
         key = out_path.stem
         book = in_path.parent / BOOKKEEPING_DIR
-        record = read_json(book / "stages" / f"{key}.json")
+        record, problem, _pending = load_record(book, key, out_path)
         journal = book / "journal" / f"{key}.jsonl"
         if not out_path.exists():
             if journal.exists():
                 return StageState(key, out_path, "partial", "interrupted; rows journaled", record)
             return StageState(key, out_path, "missing", "not run yet", record)
-        if not isinstance(record, dict):
-            return StageState(key, out_path, "stale", "no record of how it was made", record)
-        if record.get("fingerprint") != stage.fingerprint():
-            return StageState(key, out_path, "stale", "stage code or parameters changed", record)
-        in_known = FileState.from_dict(record.get("input"))
+        if record is None:
+            why = "record malformed (see warning)" if problem else "no record of how it was made"
+            if problem:
+                self._warn(problem)
+            return StageState(key, out_path, "stale", why, record)
+        note = ""
+        if record["fingerprint"] != stage.fingerprint():
+            endpoint, other = fingerprint_changes(record.get("parts"), stage.fingerprint_parts())
+            if other or not recorded_endpoints:
+                changes = other + endpoint
+                shown = "; ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
+                return StageState(key, out_path, "stale", f"changed: {shown}", record)
+            note = f"judged by the recorded endpoint ({'; '.join(endpoint)} in this shell)"
+        in_known = FileState.from_dict(record["input"])
         if current_digest(in_path, in_known) != (in_known.digest if in_known else None):
             return StageState(key, out_path, "stale", f"input {in_path.name} changed", record)
-        out_known = FileState.from_dict(record.get("output"))
+        external = external_change(record, in_path.parent)
+        if external:
+            return StageState(key, out_path, "stale", external, record)
+        out_known = FileState.from_dict(record["output"])
         if current_digest(out_path, out_known) != (out_known.digest if out_known else None):
             return StageState(key, out_path, "edited by hand", "kept; later stages rerun", record)
-        return StageState(key, out_path, "up to date", "", record)
+        return StageState(key, out_path, "up to date", note, record)
 
     async def _run_stage(
         self,
@@ -208,7 +256,11 @@ class Pipeline:
         key = out_path.stem
         state = self._state(stage, in_path, out_path)
         record = state.record or {}
-        retry = self.options.retry_errors and state.reusable and int(record.get("errors", 0)) > 0
+        _, _, pending = load_record(book, key, out_path)
+        if pending and state.record is not None:
+            promote(book, key, state.record)  # killed after the rename: the file is ours
+        pending_path(book, key).unlink(missing_ok=True)
+        retry = self.options.retry_errors and state.reusable and record.get("errors", 0) > 0
         if state.reusable and not forced and not retry:
             self._say(f"{key}: {state.status}, skipped")
             return StageReport(
@@ -216,15 +268,16 @@ class Pipeline:
                 stage.name,
                 out_path.name,
                 state.status,
-                rows=int(record.get("rows", 0)),
-                errors=int(record.get("errors", 0)),
-                stats=dict(record.get("stats", {})),
+                rows=record.get("rows", 0),
+                errors=record.get("errors", 0),
+                stats=dict(record.get("stats") or {}),
             )
 
         started = time.monotonic()
         raw = await read_bytes_async(in_path)
         in_digest = BackgroundDigest(raw)
         rows = parse_rows(raw, in_path)
+        check_error_fields(rows, in_path)
         in_state = FileState.of_bytes(in_path, raw, in_digest.result())
         del raw
         # the parsed rows are long-lived and hold no cycles: keep the collector off them
@@ -254,8 +307,15 @@ class Pipeline:
         counter = RowCounter()
         results: dict[int, dict[str, Any]] = {}
 
-        def unserializable(index: int, row: dict[str, Any], exc: TypeError) -> dict[str, Any]:
+        too_deep: list[tuple[int, list[str]]] = []
+
+        def unserializable(
+            index: int, row: dict[str, Any], exc: TypeError
+        ) -> dict[str, Any] | None:
             bad = [k for k, v in row.items() if not _serializable(v)]
+            if "Recursion limit" in str(exc):
+                too_deep.append((index, bad))  # stops the stage below: never drop the field
+                return None
             kept = {k: v for k, v in row.items() if k not in bad}
             failed = stage.failed_row(kept, exc)
             failed[ERROR_KEY]["message"] = f"fields {', '.join(bad)} are not JSON-serializable"
@@ -283,6 +343,11 @@ class Pipeline:
         elif not forced:
             done = journal.load()
             done = {i: row for i, row in done.items() if i < len(rows)}
+            if journal.rejected:
+                self._warn(
+                    f"{journal.path}: {journal.rejected} lines damaged or written by another "
+                    "run were ignored; their rows are processed again"
+                )
             if done:
                 status = "resumed"
         todo = [i for i in range(len(rows)) if i not in done]
@@ -302,6 +367,9 @@ class Pipeline:
 
         await stage.setup(run)
         try:
+            external = external_states(
+                stage.external_files(rows), in_path.parent, record_external(book, key)
+            )
             journal.open(keep=status == "resumed")
             try:
                 async with show_progress(key, counter, self.options.progress, self.log):
@@ -315,38 +383,47 @@ class Pipeline:
             await stage.teardown()
 
         journal.flush()  # also swaps in an error row for any result orjson cannot serialize
+        if too_deep:
+            journal.close()  # the other rows stay journaled for the next run
+            index, fields = too_deep[0]
+            raise InputError(
+                f"{in_path}: row {index}: field {', '.join(map(repr, fields))} is nested more "
+                "than 254 levels deep, which a stage file cannot hold; flatten it"
+            )
         output = [results[i] for i in range(len(rows)) if i in results]  # filters drop rows
         data = dump_rows(output)
         out_digest = BackgroundDigest(data)
         self._keep_hand_edits(out_path, book)
-        await asyncio.to_thread(write_atomic, out_path, data)  # fsync off the event loop
-        out_state = FileState.of_bytes(out_path, data, out_digest.result())
-        del data
         errors, failed_earlier, total_toks, total_latency = _scan(output, stage.name)
         duration = time.monotonic() - started
         self.tracebacks[key] = stage._tracebacks[:MAX_TRACEBACKS]
-        write_json(
-            book / "stages" / f"{key}.json",
-            {
-                "stage": stage.name,
-                "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
-                "fingerprint": fingerprint,
-                "params": stage.describe_params(),
-                "input": {"file": in_path.name, **in_state.to_dict()},
-                "output": {"file": out_path.name, **out_state.to_dict()},
-                "rows": len(output),
-                "errors": errors,
-                "failed_earlier": failed_earlier,
-                "total_toks": total_toks,
-                "total_latency": total_latency,
-                "duration": round(duration, 4),
-                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                "stats": stage.stats,
-                "tracebacks": [
-                    {"row": row, "traceback": text} for row, text in self.tracebacks[key]
-                ],
-            },
-        )
+        # the record goes down first as pending: a kill after the rename cannot orphan the file
+        pending_state = FileState(len(data), 0, out_digest.result())
+        record = {
+            "stage": stage.name,
+            "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
+            "fingerprint": fingerprint,
+            "parts": stage.fingerprint_parts(),
+            "params": stage.describe_params(),
+            "input": {"file": in_path.name, **in_state.to_dict()},
+            "external": external,
+            "output": {"file": out_path.name, **pending_state.to_dict()},
+            "rows": len(output),
+            "errors": errors,
+            "failed_earlier": failed_earlier,
+            "total_toks": total_toks,
+            "total_latency": total_latency,
+            "duration": round(duration, 4),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "stats": stage.stats,
+            "tracebacks": [{"row": row, "traceback": text} for row, text in self.tracebacks[key]],
+        }
+        write_json(pending_path(book, key), record)
+        await asyncio.to_thread(write_atomic, out_path, data)  # fsync off the event loop
+        out_state = FileState.of_bytes(out_path, data, pending_state.digest)
+        del data
+        record["output"] = {"file": out_path.name, **out_state.to_dict()}
+        promote(book, key, record)
         journal.remove()
         note = f", {errors} failed" if errors else ""
         self._say(f"{key}: {len(output)} rows in {duration:.2f}s{note}")
@@ -369,8 +446,8 @@ class Pipeline:
         """
         if not out_path.exists():
             return
-        record = read_json(book / "stages" / f"{out_path.stem}.json")
-        known = FileState.from_dict(record.get("output")) if isinstance(record, dict) else None
+        record, _, _ = load_record(book, out_path.stem, out_path)
+        known = FileState.from_dict(record.get("output")) if record is not None else None
         if known is not None and current_digest(out_path, known) == known.digest:
             return
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
@@ -382,6 +459,30 @@ class Pipeline:
     def _say(self, message: str) -> None:
         if self.log is not None and self.options.progress is not False:
             print(message, file=self.log, flush=True)
+
+    def _warn(self, message: str) -> None:
+        """A one-line warning about bookkeeping that was ignored (shown once per message)."""
+        shown = self.__dict__.setdefault("_warned", set())
+        if self.log is not None and message not in shown:
+            shown.add(message)
+            print(f"warning: {message}", file=self.log, flush=True)
+
+
+def record_external(book: Path, key: str) -> dict[str, Any] | None:
+    """External file states of the stage's current record (their size+mtime shortcut)."""
+    record, _, _ = load_record(book, key, book.parent / f"{key}.json")
+    return record.get("external") if record else None
+
+
+def check_error_fields(rows: list[dict[str, Any]], path: Path) -> None:
+    """Every ``pipe_error`` must be an object, as stages read it; else one line naming the row."""
+    for index, row in enumerate(rows):
+        failure = row.get(ERROR_KEY)
+        if failure is not None and not isinstance(failure, dict):
+            raise InputError(
+                f"{path}: row {index}: field {ERROR_KEY!r} is not an object "
+                "(expected {stage, type, message}); fix or remove it"
+            )
 
 
 def _serializable(value: Any) -> bool:

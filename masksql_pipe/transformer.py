@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from .code_digest import module_closure, module_closure_digest
 from .files import check_stage_name
 
 ERROR_KEY = "pipe_error"
@@ -47,7 +48,6 @@ class RunOptions:
     """Rows kept by a pipeline's LimitJson stage (None: all)."""
     registry: Any = None
     """Model registry for model stages; None builds one from the environment."""
-
     batch: bool = False
     """Send model stages' prompts through the provider's batch API (`--batch`)."""
     budget: Any = None
@@ -75,7 +75,6 @@ class RowCounter:
     total: int = 0
     done: int = 0
     errors: int = 0
-
     passed: int = 0
     """Rows passed through untouched (failed in an earlier stage): done, but no work to time."""
     note: str = ""
@@ -152,18 +151,32 @@ class JsonListTransformer(ABC):
                 params.update(params.pop(name))
         return params
 
-    def fingerprint(self) -> str:
-        """Digest of everything that determines this stage's output for a given input."""
+    def fingerprint_parts(self) -> dict[str, Any]:
+        """What the fingerprint hashes, as JSON: recorded so a mismatch can say what changed."""
         cls = type(self)
         parts = {
             "class": f"{cls.__module__}.{cls.__qualname__}",
             "source": class_source_digest(cls),
+            "code": module_closure(cls.__module__),
             "version": cls.version,
             "params": self.params(),
             "extra": self.fingerprint_extra(),
         }
-        data = orjson.dumps(parts, default=_fingerprint_default, option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(data).hexdigest()[:32]
+        return orjson.loads(orjson.dumps(parts, default=_fingerprint_default))
+
+    def fingerprint(self) -> str:
+        """Digest of everything that determines this stage's output for a given input."""
+        return fingerprint_of(self.fingerprint_parts())
+
+    def external_files(self, rows: list[dict[str, Any]]) -> list[Path]:
+        """Files outside the chain of stage files that this stage reads (called after setup).
+
+        The engine records their size, mtime and digest; a change makes the output stale.
+        """
+        return []
+
+    def preflight(self, data_dir: Path) -> None:  # noqa: B027 - optional hook
+        """Check dataset-level inputs before the first stage of a run; raise InputError."""
 
     def describe_params(self) -> dict[str, Any]:
         """Constructor parameters as JSON-able values, for records and run logs."""
@@ -244,11 +257,17 @@ class JsonListTransformer(ABC):
         return self.__dict__.setdefault("_traceback_list", [])
 
 
+def fingerprint_of(parts: dict[str, Any]) -> str:
+    """The fingerprint of recorded or current ``fingerprint_parts``."""
+    data = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
 @functools.cache
 def class_source_digest(cls: type) -> str:
     """Digest of a stage class's own source, so editing its code makes its outputs stale.
 
-    Code it calls elsewhere is not covered: bump ``version`` for such changes.
+    The project modules it imports are covered by ``module_closure_digest`` beside it.
     """
     try:
         source = inspect.getsource(cls)
@@ -271,7 +290,12 @@ def _fingerprint_default(value: Any) -> Any:
             source = inspect.getsource(value)
         except (OSError, TypeError):
             source = ""
-        return {"callable": name, "source": hashlib.sha256(source.encode()).hexdigest()[:16]}
+        module = getattr(value, "__module__", None)
+        return {
+            "callable": name,
+            "source": hashlib.sha256(source.encode()).hexdigest()[:16],
+            "code": module_closure_digest(module) if isinstance(module, str) else "",
+        }
     if hasattr(value, "settings") and callable(value.settings):
         return {"object": type(value).__qualname__, "settings": value.settings()}
     if hasattr(value, "__dict__"):

@@ -21,6 +21,7 @@ class SqlExecution:
     in their own constructors: the fingerprint binds parameters by name.
     """
 
+    reads_databases: ClassVar[bool] = True
     timeout: float
     max_rows: int
     keep_rows: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from masksql_pipe.errors import InputError
 from masksql_pipe.transformer import StageRun
@@ -40,8 +40,16 @@ def require(row: dict[str, Any], key: str, stage: str) -> Any:
 
 
 class DatasetMixin:
-    """Finds the dataset files of a run and a row's schema, kept schema, symbols and database."""
+    """Finds the dataset files of a run and a row's schema, kept schema, symbols and database.
 
+    Declares what it reads to the engine (``external_files``): tables.json, and for stages that
+    run SQL (``reads_databases``) each database file its rows use, so editing the schema or a
+    database makes exactly those outputs stale. ``preflight`` stops a run before any stage when
+    the schema file or the database folder is missing.
+    """
+
+    reads_databases: ClassVar[bool] = False
+    """True for stages that open the rows' databases (their contents are then part of staleness)."""
     tables: str
     databases: str
     tables_digest: str | None = None
@@ -56,6 +64,31 @@ class DatasetMixin:
     def _setup_dataset(self, run: StageRun) -> None:
         self._tables_path = Path(run.data_dir) / self.tables
         self._databases_path = Path(run.data_dir) / self.databases
+
+    def external_files(self, rows: list[dict[str, Any]]) -> list[Path]:
+        """tables.json and, when this stage runs SQL, the database file of every row's db_id."""
+        if self._tables_path is None or self._databases_path is None:
+            return []
+        files = [self._tables_path]
+        if self.reads_databases:
+            db_ids = sorted({str(row["db_id"]) for row in rows if "db_id" in row})
+            files.extend(self._databases_path / db_id / f"{db_id}.sqlite" for db_id in db_ids)
+        return files
+
+    def preflight(self, data_dir: Path) -> None:
+        """The dataset must have its schema file and database folder before any stage runs."""
+        tables = Path(data_dir) / self.tables
+        if not tables.is_file():
+            raise InputError(
+                f"{tables}: schema file not found; a Spider dataset folder needs tables.json "
+                "(or set data.tables)"
+            )
+        databases = Path(data_dir) / self.databases
+        if not databases.is_dir():
+            raise InputError(
+                f"{databases}: database folder not found; expected "
+                "databases/<db_id>/<db_id>.sqlite (or set data.databases)"
+            )
 
     def _dataset_fingerprint(self) -> dict[str, Any]:
         return {"tables_digest": self.tables_digest} if self.tables_digest else {}

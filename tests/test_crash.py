@@ -53,9 +53,9 @@ def _wait_for(side: Path, ended: int, proc: subprocess.Popen, timeout: float = 6
 def _journaled(journal: Path) -> set[int]:
     lines = journal.read_bytes().split(b"\n")[1:]
     done = set()
-    for line in lines:  # each line is a batch of [index, row] pairs
+    for line in lines:  # each line: "<tag> <crc32> " and a batch of [index, row] pairs
         try:
-            batch = orjson.loads(line)
+            batch = orjson.loads(line.split(b" ", 2)[-1])
         except orjson.JSONDecodeError:
             continue
         done.update(index for index, _row in batch)

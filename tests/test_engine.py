@@ -127,7 +127,7 @@ async def test_version_bump_makes_stage_stale(data_dir: Path) -> None:
     V.version = "2"
     pipeline = Pipeline([V()])
     state = pipeline.states(data_dir / "1_input.json")[0]
-    assert (state.status, state.reason) == ("stale", "stage code or parameters changed")
+    assert (state.status, state.reason) == ("stale", "changed: stage version")
 
 
 async def test_force_and_from(data_dir: Path) -> None:

@@ -1,0 +1,183 @@
+"""Digest of the project code a stage runs: its module and every project module it imports.
+
+A stage's output depends on helper modules (a tokenizer, a masking routine) as much as on its
+class body. The module of the stage class is parsed, its imports are followed transitively, and
+every module whose source lives outside the Python installation (the standard library and
+site-packages) is hashed. Editing any of them makes the stages that import it stale.
+Results are cached per process: sources do not change under a running pipeline.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.machinery
+import importlib.util
+import site
+import sys
+import sysconfig
+from pathlib import Path
+
+_OUTSIDE_PROJECT = tuple(
+    str(Path(p).resolve())
+    for p in {
+        *site.getsitepackages(),
+        site.getusersitepackages(),
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["platstdlib"],
+    }
+    if p
+)
+
+
+def _find_spec(name: str) -> importlib.machinery.ModuleSpec | None:
+    """``importlib.util.find_spec`` without importing a parent that is not imported yet.
+
+    (find_spec imports the parents: probing ``pkg.mod.Class`` would import ``pkg.mod`` and,
+    through it, a library the run never needs, such as the HTTP client.)
+    """
+    parent = name.rpartition(".")[0]
+    if parent and parent not in sys.modules:
+        parent_spec = _find_spec(parent)
+        locations = parent_spec.submodule_search_locations if parent_spec else None
+        if not locations:
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, list(locations))
+    return importlib.util.find_spec(name)
+
+
+@functools.cache
+def _project_source(module: str) -> Path | None:
+    """The source file of ``module`` if it is project code (not stdlib or an installed library)."""
+    loaded = sys.modules.get(module)
+    origin = getattr(loaded, "__file__", None)
+    if origin is None:
+        try:
+            spec = _find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        origin = spec.origin if spec else None
+    if not origin or not origin.endswith(".py"):
+        return None
+    path = Path(origin).resolve()
+    if str(path).startswith(_OUTSIDE_PROJECT):
+        return None
+    return path
+
+
+def _imported_modules(module: str, path: Path, source: str) -> set[str]:
+    """Names of the modules ``module`` imports (relative imports resolved; submodules included)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return found
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1] if node.level > 1 else base
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            if not target:
+                continue
+            for alias in node.names:
+                found.add(_defining_module(target, alias.name))
+    return found
+
+
+def _defining_module(package: str, name: str, depth: int = 0) -> str:
+    """The module ``from package import name`` really depends on, found without importing.
+
+    A submodule itself; for a name a package's ``__init__`` re-exports (``from .x import
+    name``) the module it comes from, so importing one class from a package does not pull in
+    the whole package. Static, so the answer does not depend on what happens to be imported.
+    """
+    submodule = f"{package}.{name}"
+    if _is_module(submodule):
+        return submodule
+    path = _project_source(package)
+    if path is None or path.name != "__init__.py" or depth > 5:
+        return package
+    for node in _parsed(path).body:
+        if isinstance(node, ast.ImportFrom) and any(
+            (alias.asname or alias.name) == name for alias in node.names
+        ):
+            original = next(a.name for a in node.names if (a.asname or a.name) == name)
+            base = package.split(".")
+            if node.level > 1:
+                base = base[: len(base) - node.level + 1]
+            source = ".".join([*base, node.module] if node.module else base)
+            if not node.level:
+                source = node.module or package
+            return _defining_module(source, original, depth + 1)
+    return package
+
+
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    """The syntax tree of a project source file (an empty module when it does not parse)."""
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError):
+        return ast.Module(body=[], type_ignores=[])
+
+
+@functools.cache
+def _module_source(module: str) -> tuple[str, frozenset[str]] | None:
+    """(sha256 of the source, project modules it imports) for a project module, else None."""
+    path = _project_source(module)
+    if path is None:
+        return None
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    imports = frozenset(
+        name
+        for name in _imported_modules(module, path, source)
+        if name != module and _is_module(name) and _project_source(name) is not None
+    )
+    return hashlib.sha256(source.encode()).hexdigest(), imports
+
+
+def _is_module(name: str) -> bool:
+    """True when ``name`` is an importable module (not a class or function of one)."""
+    if name in sys.modules:
+        return True
+    try:
+        return _find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
+@functools.cache
+def _closure(module: str) -> tuple[tuple[str, str], ...]:
+    """(module, short source digest) of ``module`` and every project module it imports."""
+    seen: dict[str, str] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        info = _module_source(name)
+        seen[name] = info[0][:16] if info else ""
+        if info:
+            todo.extend(info[1] - seen.keys())
+    return tuple(sorted((name, digest) for name, digest in seen.items() if digest))
+
+
+def module_closure(module: str) -> dict[str, str]:
+    """Source digest of every project module ``module`` uses, transitively, by module name."""
+    return dict(_closure(module))
+
+
+def module_closure_digest(module: str) -> str:
+    """One digest over ``module_closure(module)``."""
+    parts = "\n".join(f"{name}:{digest}" for name, digest in _closure(module))
+    return hashlib.sha256(parts.encode()).hexdigest()[:16]
