@@ -6,6 +6,7 @@ from typing import Any
 
 from masksql_pipe.transformer import StageRun
 from stages.base import LocalStage
+from stages.evidence import mask_evidence
 from stages.oracle import gold_schema_links
 from stages.privacy.stage import GuardedStage
 from stages.privacy.text import find_whole
@@ -36,7 +37,8 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
     is still there: names of any table or column of the database, database values, numbers
     and quoted strings (see stages.privacy.guard); when it had to add schema items or values,
     `symbols`, `filtered_schema` and `symbolic_schema` are rewritten to match. With
-    `masked=False` (the unmasked baseline) the question is kept as written.
+    `masked=False` (the unmasked baseline) the question is kept as written. A row's BIRD
+    `evidence` becomes `symbolic_evidence` the same way (stages.evidence, then the guard).
     """
 
     def __init__(
@@ -57,8 +59,12 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
         self._setup_privacy(run)
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        evidence = row.get("evidence")
+        has_evidence = isinstance(evidence, str) and bool(evidence.strip())
         if not self.masked:
             row["symbolic_question"] = row["question"]
+            if has_evidence:
+                row["symbolic_evidence"] = evidence
             return row
         links = dict(row.get("schema_links") or {})
         if self.mask_schema_words:
@@ -71,4 +77,8 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
         row["symbolic_question"] = guard.enforce(question, "question")
         row.pop("privacy_guard", None)  # a rerun records afresh
         self.store_guard(row, guard, "question")
+        if has_evidence:  # BIRD evidence: the question's symbols and links, then the guard
+            text = mask_evidence(str(evidence), links, self.full_schema(row), guard.symbols)
+            row["symbolic_evidence"] = guard.enforce(text, "evidence")
+            self.store_guard(row, guard, "evidence")
         return row

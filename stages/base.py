@@ -107,6 +107,7 @@ class LlmStage(GuardedStage, ModelStage):
 
     PART_FIELDS: ClassVar[dict[str, str]] = {
         "question": "symbolic_question",
+        "evidence": "symbolic_evidence",
         "schema": "symbolic_schema",
         "sql": "symbolic_sql",
         "problems": "symbolic_sql_problems",

@@ -56,13 +56,20 @@ class ResponseCache:
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"response cache {self.path}: cannot open ({exc})") from exc
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
+        self._pending: dict[str, tuple[Any, ...]] = {}
+        self._flush_scheduled = False
 
     def get(self, key: str) -> Completion | None:
         """The stored completion for `key` (marked cached), or None."""
-        row = self._db.execute(
-            "SELECT text, prompt_tokens, completion_tokens, latency FROM responses WHERE key = ?",
-            (key,),
-        ).fetchone()
+        row = self._pending.get(key)
+        if row is not None:
+            row = row[1:]
+        else:
+            row = self._db.execute(
+                "SELECT text, prompt_tokens, completion_tokens, latency"
+                " FROM responses WHERE key = ?",
+                (key,),
+            ).fetchone()
         if row is None:
             return None
         return Completion(
@@ -74,26 +81,58 @@ class ResponseCache:
         )
 
     def put(self, key: str, completion: Completion) -> None:
-        """Store (or replace) a successful completion; it is on disk when this returns."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses"
-            " (key, text, prompt_tokens, completion_tokens, latency, created)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                completion.text,
-                completion.prompt_tokens,
-                completion.completion_tokens,
-                completion.latency,
-                time.time(),
-            ),
+        """Store (or replace) a successful completion.
+
+        Answers that arrive in the same turn of the event loop are written together in one
+        transaction as soon as the loop gets control back (a commit per answer cost as much as
+        the HTTP call at 100 in flight); outside a running loop the answer is written at once.
+        """
+        self._pending[key] = (
+            key,
+            completion.text,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            completion.latency,
+            time.time(),
         )
+        if len(self._pending) >= self.FLUSH_ROWS:
+            self.flush()
+        elif not self._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._flush_scheduled = True
+            loop.call_soon(self.flush)
+
+    FLUSH_ROWS = 1000
+    """Answers written at the latest in one transaction, even within one loop turn."""
+
+    def flush(self) -> None:
+        """Write the answers not yet on disk, in one transaction."""
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        rows, self._pending = list(self._pending.values()), {}
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO responses"
+                " (key, text, prompt_tokens, completion_tokens, latency, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def discard(self, key: str) -> bool:
         """Forget the answer stored for `key` (one the stage no longer accepts); True if one was."""
-        return self._db.execute("DELETE FROM responses WHERE key = ?", (key,)).rowcount > 0
+        waiting = self._pending.pop(key, None) is not None
+        return (
+            self._db.execute("DELETE FROM responses WHERE key = ?", (key,)).rowcount > 0 or waiting
+        )
 
     def __len__(self) -> int:
+        self.flush()
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     async def fetch(
@@ -146,5 +185,6 @@ class ResponseCache:
                 del self._inflight[key]
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Write what is pending and close the database (idempotent)."""
+        self.flush()
         self._db.close()
