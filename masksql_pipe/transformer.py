@@ -284,6 +284,9 @@ def _fingerprint_default(value: Any) -> Any:
         return sorted(value, key=repr)
     if isinstance(value, JsonListTransformer):
         return {"stage": type(value).__qualname__, "fingerprint": value.fingerprint()}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):  # a pydantic settings object
+        return {"settings": type(value).__qualname__, **dump(mode="json")}
     if callable(value):
         name = getattr(value, "__qualname__", type(value).__qualname__)
         try:

@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from masksql_pipe.lm.base import Model
 from masksql_pipe.prompt import PromptProcessor
 from masksql_pipe.transformer import JsonListTransformer, StageRun
@@ -14,31 +16,36 @@ from stages.privacy.stage import GuardedStage
 from stages.sql.execution import ExecResult, run_sql
 
 
-class SqlExecution:
-    """Limits for running SQL on a row's database, shared by the stages that execute it.
+class ExecutionLimits(BaseModel):
+    """How model-written SQL may run: seconds, rows fetched, rows kept on the row (validated:
+    the `execution` settings of the MaskSQL pipeline are read into this one object)."""
 
-    Needs `database(row)` from DatasetMixin. Stages still list timeout, max_rows and keep_rows
-    in their own constructors: the fingerprint binds parameters by name.
-    """
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout: float = Field(5.0, gt=0, description="seconds before a query is interrupted")
+    max_rows: int = Field(10000, ge=1, description="rows fetched at most")
+    keep_rows: int = Field(5, ge=0, description="first rows kept in the row's summary")
+
+
+class SqlExecution(DatasetMixin):
+    """Running SQL read-only on a row's database within one `ExecutionLimits`, shared by the
+    stages that execute SQL (they take ``limits`` as a constructor parameter, so the limits
+    are part of their fingerprint)."""
 
     reads_databases: ClassVar[bool] = True
-    timeout: float
-    max_rows: int
-    keep_rows: int
+    limits: ExecutionLimits
 
-    def _init_execution(self, timeout: float, max_rows: int, keep_rows: int) -> None:
-        self.timeout = timeout
-        self.max_rows = max_rows
-        self.keep_rows = keep_rows
+    def _init_execution(self, limits: ExecutionLimits | None) -> None:
+        self.limits = limits if limits is not None else ExecutionLimits()
 
     def run(self, path: Path, sql: str) -> ExecResult:
         """Run `sql` read-only within the limits (blocking: call from a worker thread)."""
-        return run_sql(path, sql, timeout=self.timeout, max_rows=self.max_rows)
+        return run_sql(path, sql, timeout=self.limits.timeout, max_rows=self.limits.max_rows)
 
     async def execute(self, row: dict[str, Any], sql: str) -> dict[str, Any]:
         """Run `sql` on the row's database in a worker thread; the summary the row keeps."""
-        result = await asyncio.to_thread(self.run, self.database(row), sql)  # type: ignore[attr-defined]
-        return result.summary(self.keep_rows)
+        result = await asyncio.to_thread(self.run, self.database(row), sql)
+        return result.summary(self.limits.keep_rows)
 
 
 class LocalStage(DatasetMixin, JsonListTransformer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from stages.base import LocalStage, SqlExecution
+from stages.base import ExecutionLimits, LocalStage, SqlExecution
 from stages.dataset import require
 from stages.metrics import original_exec_match
 from stages.sql.exec_match import compare_results, has_top_level_order_by
@@ -20,12 +20,10 @@ class CalcExecAcc(SqlExecution, LocalStage):
         self,
         tables: str = "tables.json",
         databases: str = "databases",
-        timeout: float = 5.0,
-        max_rows: int = 10000,
-        keep_rows: int = 5,
+        limits: ExecutionLimits | None = None,
     ) -> None:
         super().__init__(tables, databases)
-        self._init_execution(timeout, max_rows, keep_rows)
+        self._init_execution(limits)
 
     def _score(self, row: dict[str, Any]) -> dict[str, Any]:
         path = self.database(row)
@@ -44,8 +42,8 @@ class CalcExecAcc(SqlExecution, LocalStage):
                 gold, before, order_matters=order_matters
             ).score,
             "exec_acc_original_before_repair": original_exec_match(gold, before),
-            "gold_result": gold.summary(self.keep_rows),
-            "pred_result": pred.summary(self.keep_rows),
+            "gold_result": gold.summary(self.limits.keep_rows),
+            "pred_result": pred.summary(self.limits.keep_rows),
             "gold_error": match.gold_error,
             "pred_error": match.pred_error,
         }

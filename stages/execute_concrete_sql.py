@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.base import LocalStage, SqlExecution
+from stages.base import ExecutionLimits, LocalStage, SqlExecution
 from stages.dataset import require
 
 
@@ -18,12 +18,10 @@ class ExecuteConcreteSql(SqlExecution, LocalStage):
         self,
         tables: str = "tables.json",
         databases: str = "databases",
-        timeout: float = 5.0,
-        max_rows: int = 10000,
-        keep_rows: int = 5,
+        limits: ExecutionLimits | None = None,
     ) -> None:
         super().__init__(tables, databases)
-        self._init_execution(timeout, max_rows, keep_rows)
+        self._init_execution(limits)
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         sql = require(row, "pred_sql", "AddConcreteSql")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from masksql_pipe.lm.base import Model
-from stages.base import ModelStage, SqlExecution
+from stages.base import ExecutionLimits, ModelStage, SqlExecution
 from stages.dataset import require
 from stages.replies import parse_sql_reply, render_sql_reply
 
@@ -26,12 +26,10 @@ class RepairSql(SqlExecution, ModelStage):
         template: str | Path | None = None,
         tables: str = "tables.json",
         databases: str = "databases",
-        timeout: float = 5.0,
-        max_rows: int = 10000,
-        keep_rows: int = 5,
+        limits: ExecutionLimits | None = None,
     ) -> None:
         super().__init__(model, template, tables, databases)
-        self._init_execution(timeout, max_rows, keep_rows)
+        self._init_execution(limits)
 
     def _get_prompt(self, row: dict[str, Any]) -> str:
         return self.render(
