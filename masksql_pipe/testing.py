@@ -31,6 +31,8 @@ from aiohttp import web
 from masksql_pipe.testing_batch import BatchService
 
 Reply = Callable[[list[dict[str, Any]]], str]
+BodyReply = Callable[[dict[str, Any]], str]
+"""A reply computed from the whole request body (messages, response_format, max_tokens...)."""
 
 FAULTS = ("429", "500", "hang", "malformed", "401", "length")
 """Fault names; "ok" (or None) in a schedule means answer normally. "length" sends the first
@@ -41,6 +43,20 @@ RESPONSE_FORMS = ("text", "json_object", "json_schema")
 
 RECORDED_BODIES = 1000
 """Request bodies kept for inspection (the most recent ones)."""
+
+
+def empty_json_reply(body: dict[str, Any]) -> str:
+    """A model that finds nothing: `{}` when the request's schema asks for an object, else `[]`.
+
+    The schema is read from `response_format` in either form (OpenAI's or llama.cpp's).
+    """
+    form = body.get("response_format")
+    schema: Any = None
+    if isinstance(form, dict):
+        inner = form.get("json_schema")
+        schema = inner.get("schema") if isinstance(inner, dict) else form.get("schema")
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    return "{}" if kind == "object" else "[]"
 
 
 def echo_reply(messages: list[dict[str, Any]]) -> str:
@@ -92,11 +108,13 @@ class LoopbackServer:
         hang_seconds: float = 30.0,
         api_key: str | None = None,
         response_forms: Sequence[str] = RESPONSE_FORMS,
+        body_reply: BodyReply | None = None,
     ) -> None:
         """`reply` is a function of the messages or one text sent for every request (e.g.
-        "[]": a model that finds nothing). `response_forms` lists the `response_format` types
-        accepted; another type is refused with HTTP 400, as the llama.cpp server refuses
-        OpenAI's `json_schema`."""
+        "[]": a model that finds nothing); `body_reply`, when given, answers from the whole
+        request body instead (e.g. `empty_json_reply`). `response_forms` lists the
+        `response_format` types accepted; another type is refused with HTTP 400, as the
+        llama.cpp server refuses OpenAI's `json_schema`."""
         for kind in [*(faults or []), *fault_kinds]:
             if kind not in (*FAULTS, "ok", None):
                 raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
@@ -105,6 +123,7 @@ class LoopbackServer:
         self.latency = latency
         self.reply: Reply = fixed_reply(reply) if isinstance(reply, str) else reply or echo_reply
         self.response_forms = tuple(response_forms)
+        self.body_reply = body_reply
         self._bodies: deque[dict[str, Any]] = deque(maxlen=RECORDED_BODIES)
         self.faults = list(faults) if faults is not None else None
         self.fault_rate = fault_rate
@@ -258,7 +277,7 @@ class LoopbackServer:
         refusal = self._check_format(body.get("response_format"))
         if refusal is not None:
             return _error(400, "invalid_request_error", refusal)
-        text = self.reply(messages)
+        text = self.body_reply(body) if self.body_reply is not None else self.reply(messages)
         finish = "stop"
         budget = body.get("max_tokens") or body.get("max_completion_tokens")
         if fault == "length":
@@ -420,6 +439,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hang-seconds", type=float, default=30.0)
     parser.add_argument("--reply", default=None, help="answer this text to every request")
+    parser.add_argument(
+        "--empty-json",
+        action="store_true",
+        help="answer {} or [] as the request's response_format schema asks (finds nothing)",
+    )
     args = parser.parse_args(argv)
     server = LoopbackServer(
         port=args.port,
@@ -429,6 +453,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         hang_seconds=args.hang_seconds,
         reply=args.reply,
+        body_reply=empty_json_reply if args.empty_json else None,
     )
 
     async def run() -> None:

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.base import ModelStage
+from stages.base import LlmStage
 from stages.metrics import annotated_terms, masked_terms, original_mcs, original_ris
 
 
-class AddQuestionAttack(ModelStage):
+class AddQuestionAttack(LlmStage):
     """Adds `attack_rewrite` (the attacker's unmasked question), `masked_terms` (the question
     stretches masking replaced), `ris` and, when the row has annotated links, `mcs`."""
 
     template_name = "question_attack"
     prop = "attack_rewrite"
 
-    def _get_prompt(self, row: dict[str, Any]) -> str:
-        return self.render(question=row["symbolic_question"], schema=row["symbolic_schema"])
+    def _prompt_parts(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"question": row["symbolic_question"], "schema": row["symbolic_schema"]}
 
     def _oracle(self, row: dict[str, Any]) -> str:
         return str(row["symbolic_question"])

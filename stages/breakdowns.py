@@ -132,3 +132,48 @@ def research_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if groups:
             result["by"][name] = groups
     return result
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _rate_text(figure: dict[str, Any] | None) -> str:
+    """`50.00% (2/4; 95% CI 10.00%-90.00%)`."""
+    if not figure or not figure.get("rows"):
+        return "n/a"
+    ci = figure.get("ci95") or [None, None]
+    return (
+        f"{_pct(figure['rate'])} ({figure['count']}/{figure['rows']}; "
+        f"95% CI {_pct(ci[0])}-{_pct(ci[1])})"
+    )
+
+
+EA_LABELS = {
+    "test_suite": "EA, test-suite (ours)",
+    "original": "EA, as MaskSQL computes it",
+    "before_repair": "EA before repair (test-suite)",
+    "original_before_repair": "EA before repair (MaskSQL)",
+}
+
+
+def research_rows(research: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, value) lines for the results table: each EA with its interval, RIS, MCS and
+    EA by difficulty and hardness."""
+    lines = [(EA_LABELS[k], _rate_text(v)) for k, v in research["ea"].items() if k in EA_LABELS]
+    ris, mcs = research["ris"], research["mcs"]
+    if ris["rows"]:
+        lines.append(
+            ("RIS (MaskSQL; 1 = nothing re-identified)", f"{ris['mean']:.4f} ({ris['rows']} rows)")
+        )
+    if mcs["rows"]:
+        lines.append(
+            (
+                "MCS (MaskSQL mask coverage)",
+                f"{mcs['mean']:.4f} ({mcs['annotated']} annotated terms)",
+            )
+        )
+    for name in ("difficulty", "hardness"):
+        for group, fig in research["by"].get(name, {}).items():
+            lines.append((f"EA {name} {group}", _rate_text(fig["ea"]["test_suite"])))
+    return lines

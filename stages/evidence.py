@@ -1,10 +1,11 @@
 """BIRD-style evidence masked like the question: the same symbols for the same names and values.
 
 Evidence ("pay in euro refers to Currency = 'EUR'") names columns and values the question
-does not, so after the question's own masking (its values and linked terms, through
-`mask_question`) every remaining mention of a table or column of the database (kept by
-ranking or not), every quoted string and every number becomes a symbol. Names and values new
-to the row get fresh T#/C#/V# in its symbol table, so unmasking the SQL restores them.
+does not. After the question's own masking (its values and linked terms, through
+`mask_question`), every remaining mention of a kept table or column becomes its symbol and
+every quoted string and number a value symbol (new ones get fresh V#, so unmasking the SQL
+restores them). Names the ranking dropped are left to the privacy guard, which adds them back
+to the kept schema with fresh symbols.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def mask_evidence(
     schema: Schema,
     symbols: SymbolTable,
 ) -> str:
-    """The evidence with every name and literal replaced by a symbol (`symbols` grows)."""
+    """The evidence with kept names and every literal replaced by symbols (`symbols` grows
+    by the new values); names ranking dropped stay for the guard."""
     text = _QUOTED_SYMBOL.sub(r"\1", mask_question(evidence, None, schema_links, symbols))
     spans: list[tuple[int, int]] = [m.span() for m in _SYMBOL.finditer(text)]
     replacements: list[tuple[int, int, str]] = []
@@ -62,15 +64,19 @@ def mask_evidence(
         elif m.group(2) is not None and m.group(2).strip():
             # "..." in evidence may be a name or a value: a name when the schema has it
             inner = m.group(2)
-            sym = _name_symbol(inner, schema, symbols)
-            claim(m.start(), m.end(), sym or symbols.add_value(inner, None, inner))
+            is_name, sym = _name_symbol(inner, schema, symbols)
+            if not is_name:
+                claim(m.start(), m.end(), symbols.add_value(inner, None, inner))
+            elif sym is not None:
+                claim(m.start(), m.end(), sym)
     for form, kind, name in _name_terms(schema):
+        known = symbols.table_symbol(name) if kind == "table" else symbols.column_symbol(name)
+        if known is None:
+            continue  # not kept by ranking: the guard's to mask
         pattern = re.compile(r"(?<!\w)" + re.escape(form) + r"(?!\w)", re.IGNORECASE)
         for m in pattern.finditer(text):
-            if _taken(spans, *m.span()):
-                continue
-            sym = symbols.add_table(name) if kind == "table" else symbols.add_column(name)
-            claim(m.start(), m.end(), sym)
+            if not _taken(spans, *m.span()):
+                claim(m.start(), m.end(), known)
     for m in _NUMBER.finditer(text):
         if _taken(spans, *m.span()):
             continue
@@ -82,11 +88,13 @@ def mask_evidence(
     return text
 
 
-def _name_symbol(text: str, schema: Schema, symbols: SymbolTable) -> str | None:
-    if schema.table(text) is not None:
-        return symbols.add_table(schema.table(text).name)  # type: ignore[union-attr]
+def _name_symbol(text: str, schema: Schema, symbols: SymbolTable) -> tuple[bool, str | None]:
+    """Whether `text` is a table or column name of the database, and its symbol if kept."""
+    table = schema.table(text)
+    if table is not None:
+        return True, symbols.table_symbol(table.name)
     for table in schema.tables:
         column = table.column(text)
         if column is not None:
-            return symbols.add_column(column.name)
-    return None
+            return True, symbols.column_symbol(column.name)
+    return False, None

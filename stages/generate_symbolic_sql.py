@@ -20,7 +20,11 @@ class GenerateSymbolicSql(LlmStage):
     prop = "symbolic_sql"
 
     def _prompt_parts(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"question": row["symbolic_question"], "schema": row["symbolic_schema"]}
+        return {
+            "question": row["symbolic_question"],
+            "evidence": row.get("symbolic_evidence") or "",
+            "schema": row["symbolic_schema"],
+        }
 
     def _oracle(self, row: dict[str, Any]) -> str:
         if not self.masked:

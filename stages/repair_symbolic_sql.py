@@ -25,6 +25,7 @@ class RepairSymbolicSql(LlmStage):
     def _prompt_parts(self, row: dict[str, Any]) -> dict[str, Any]:
         return {
             "question": row["symbolic_question"],
+            "evidence": row.get("symbolic_evidence") or "",
             "schema": row["symbolic_schema"],
             "sql": row["symbolic_sql"],
             "problems": list(row.get("symbolic_sql_problems") or []),

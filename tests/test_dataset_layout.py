@@ -64,25 +64,26 @@ def test_bad_bird_rows_name_file_and_row(bird: Path):
 
 def test_evidence_masked_with_the_rows_symbols():
     schema = load_schema(BIRD / "dev_tables.json", "fuel_cards")
-    kept = schema.filter({"customers": ["CustomerID", "Currency"]})
+    kept = schema.filter({"customers": ["CustomerID", "Currency"], "gas stations": ["Country"]})
     symbols = SymbolTable.from_schema(kept)
-    assert symbols.column_symbol("Currency") == "C2"
+    assert (symbols.table_symbol("gas stations"), symbols.column_symbol("Currency")) == (
+        "T2",
+        "C2",
+    )
     symbols.add_value("EUR", "customers.Currency", "EUR")  # found in the question: V1
     evidence = (
         "ratio = count(Currency = 'EUR') / count(Currency = 'CZK'); highest discount "
-        "refers to MAX(`Discount (%)`) in gas stations above 2.5"
+        'refers to MAX(`Discount (%)`) in "gas stations" above 2.5'
     )
     masked = mask_evidence(evidence, {}, schema, symbols)
-    for secret in ("Currency", "EUR", "CZK", "Discount", "gas stations", "2.5"):
+    for secret in ("Currency", "EUR", "CZK", "gas stations", "2.5"):
         assert secret not in masked
-    # the same symbols for the same names and values; new ones for what ranking dropped
+    # the same symbols for the same names and values; fresh value symbols for new literals
     assert "count(C2 = V1) / count(C2 = V2)" in masked
     assert symbols.value("V2").value == "CZK"
-    discount = symbols.column_symbol("Discount (%)")
-    station = symbols.table_symbol("gas stations")
-    assert discount == "C3" and station == "T2"
-    assert masked.endswith(f"MAX(`{discount}`) in {station} above V3")
+    assert masked.endswith("MAX(`Discount (%)`) in T2 above V3")  # dropped: the guard's
     assert symbols.value("V3").value == 2.5
+    assert symbols.column_symbol("Discount (%)") is None
     # a model's SQL over these symbols unmasks to the real names and literals
-    sql = unmask_sql(f"SELECT {discount} FROM {station} WHERE {discount} > V3", symbols)
-    assert sql == 'SELECT "Discount (%)" FROM "gas stations" WHERE "Discount (%)" > 2.5'
+    sql = unmask_sql("SELECT count(*) FROM T1 WHERE C2 = V2 OR C2 = V1", symbols)
+    assert sql == "SELECT count(*) FROM customers WHERE Currency = 'CZK' OR Currency = 'EUR'"

@@ -15,7 +15,7 @@ from lm_fixtures import read_rows, registry_for, write_input
 from masksql_pipe.lm import ResponseCache, cache_key
 from masksql_pipe.pipeline import Pipeline
 from masksql_pipe.prompt import DEFAULT_MAX_TOKENS, PromptProcessor
-from masksql_pipe.testing import LoopbackServer, prompt_id
+from masksql_pipe.testing import LoopbackServer, empty_json_reply, prompt_id
 from masksql_pipe.transformer import ERROR_KEY, RunOptions
 
 LIST_SCHEMA = {"title": "values", "type": "array", "items": {"type": "string"}}
@@ -250,6 +250,33 @@ async def test_response_format_arrives_in_the_configured_form(
         await run(tmp_path, srv, FindValues("values", "loop"), spec={"structured": structured})
         assert srv.response_formats() == [expected, expected]
     assert [r["values"] for r in read_rows(tmp_path / "2_FindValues.json")] == [["v"], ["v"]]
+
+
+class FindLinks(FindValues):
+    """Asks for a JSON object of term -> column."""
+
+    answer_schema = {"type": "object", "additionalProperties": {"type": "string"}}
+
+    def _process_output(self, row: dict[str, Any], output: str) -> dict[str, str]:
+        value = json.loads(output)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+
+@pytest.mark.parametrize("structured", ["json_schema", "json_object"])
+async def test_a_model_that_finds_nothing_answers_each_schema_with_its_empty_form(
+    tmp_path: Path, structured: str
+) -> None:
+    write_input(tmp_path, rows_of(2))
+    with LoopbackServer(body_reply=empty_json_reply) as srv:
+        registry = registry_for(srv, structured=structured)
+        stages = [FindValues("values", "loop"), FindLinks("links", "loop")]
+        await Pipeline(stages, quiet(registry=registry)).run(tmp_path / "1_input.json")
+        await registry.aclose()
+        assert srv.requests == 4  # every reply parsed at the first attempt
+    out = read_rows(tmp_path / "3_FindLinks.json")
+    assert [(r["values"], r["links"]) for r in out] == [([], {}), ([], {})]
 
 
 async def test_the_response_format_is_part_of_the_cache_key(tmp_path: Path) -> None:

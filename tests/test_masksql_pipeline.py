@@ -31,6 +31,7 @@ STAGES = [
     "RepairSql",
     "CalcExecAcc",
     "AddInferenceAttack",
+    "AddQuestionAttack",
     "AuditLeaks",
     "Results",
 ]
@@ -231,7 +232,7 @@ def test_wrong_model_or_setting_fails_before_any_row(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.glob("*.json")) == ["1_input.json", "tables.json"]
     proc = cli("--data", str(folder), "schema=partial", cwd=tmp_path)
     assert proc.returncode == 2
-    assert "setting 'schema' must be 'ranked' or 'full'" in proc.stderr
+    assert "setting 'schema' must be 'ranked', 'full' or 'resdsql'" in proc.stderr
     proc = cli("--data", str(folder), "execution.timeout=-1", cwd=tmp_path)
     assert proc.returncode == 2 and "execution.timeout" in proc.stderr
 
