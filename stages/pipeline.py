@@ -17,6 +17,7 @@ from rich.table import Table
 from masksql_pipe.common import LimitJson
 from masksql_pipe.environment import environment
 from masksql_pipe.errors import ConfigError
+from masksql_pipe.experiment.config import validate_section
 from masksql_pipe.experiment.pipeline import ExperimentPipeline
 from masksql_pipe.files import read_rows, write_json
 from masksql_pipe.lm.base import Model
@@ -28,7 +29,7 @@ from stages.add_symbol_table import AddSymbolTable
 from stages.add_symbolic_question import AddSymbolicQuestion
 from stages.add_symbolic_schema import AddSymbolicSchema
 from stages.audit_leaks import AuditLeaks, template_words
-from stages.base import LlmStage
+from stages.base import ExecutionLimits, LlmStage
 from stages.calc_exec_acc import CalcExecAcc
 from stages.dataset import DatasetMixin, default_template, file_digest
 from stages.detect_values import DetectValues
@@ -64,13 +65,6 @@ LLM_STAGES = ("GenerateSymbolicSql", "RepairSymbolicSql", "AddInferenceAttack")
 def env_model(variable: str) -> str:
     """A model name from the environment or ./.env (as MaskSQL reads SLM_MODEL/LLM_MODEL)."""
     return (environment().get(variable) or "").strip() or "oracle"
-
-
-def _number(config: dict[str, Any], key: str, kind: type, minimum: float) -> Any:
-    value = config["execution"][key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ConfigError(f"setting 'execution.{key}' must be a number >= {minimum}, got {value!r}")
-    return kind(value)
 
 
 class MaskSqlPipeline(ExperimentPipeline):
@@ -158,14 +152,11 @@ class MaskSqlPipeline(ExperimentPipeline):
             )
         models = self._models()
         templates = {name: self._template(name) for name in TEMPLATES}
-        timeout = _number(config, "timeout", float, 0.001)
-        max_rows = _number(config, "max_rows", int, 1)
-        keep_rows = _number(config, "keep_rows", int, 0)
         data = {
             "tables": str(config["data"]["tables"]),
             "databases": str(config["data"]["databases"]),
         }
-        limits = {"timeout": timeout, "max_rows": max_rows, "keep_rows": keep_rows}
+        limits = validate_section(config, "execution", ExecutionLimits)
         options = self.options
 
         def model_stage(cls: type, name: str, **extra: Any) -> JsonListTransformer:
@@ -194,9 +185,9 @@ class MaskSqlPipeline(ExperimentPipeline):
             "GenerateSymbolicSql": model_stage(GenerateSymbolicSql, "generate_symbolic_sql"),
             "RepairSymbolicSql": model_stage(RepairSymbolicSql, "repair_symbolic_sql"),
             "AddConcreteSql": AddConcreteSql(**data, masked=masked),
-            "ExecuteConcreteSql": ExecuteConcreteSql(**data, **limits),
-            "RepairSql": model_stage(RepairSql, "repair_sql", **limits),
-            "CalcExecAcc": CalcExecAcc(**data, **limits),
+            "ExecuteConcreteSql": ExecuteConcreteSql(**data, limits=limits),
+            "RepairSql": model_stage(RepairSql, "repair_sql", limits=limits),
+            "CalcExecAcc": CalcExecAcc(**data, limits=limits),
             "AddInferenceAttack": model_stage(AddInferenceAttack, "inference_attack"),
             "AuditLeaks": AuditLeaks(
                 **data, llm_stages=list(LLM_STAGES), ignore_words=template_words(llm_templates)
