@@ -6,6 +6,7 @@ from typing import Any
 
 from stages.base import ModelStage
 from stages.oracle import gold_values
+from stages.privacy.guard import name_forms
 from stages.privacy.text import find_whole
 from stages.replies import parse_list_reply, render_detect_values_reply
 
@@ -15,7 +16,8 @@ class DetectValues(ModelStage):
 
     A value the question does not contain (case-insensitive, quotes and whitespace
     normalised, whole words) is dropped and listed in `values_dropped`: a small model may
-    answer `"singer.name"` or `10` for a question holding neither.
+    answer `"singer.name"` or `10` for a question holding neither. So is a value that spells
+    a table or column name ("singers"): it names the schema, and is masked as such.
     """
 
     answer_schema = {"type": "array", "items": {"type": "string"}}
@@ -35,6 +37,7 @@ class DetectValues(ModelStage):
     def _process_output(self, row: dict[str, Any], output: str) -> list[str]:
         found: list[str] = []
         dropped: list[str] = []
+        names = name_forms(self.full_schema(row)).items
         for item in parse_list_reply(output):
             if isinstance(item, dict):
                 item = item.get("value", item.get("surface"))
@@ -43,7 +46,7 @@ class DetectValues(ModelStage):
             text = str(item).strip()
             if not text or text.lower() in {f.lower() for f in found}:
                 continue
-            if find_whole(row["question"], text):
+            if find_whole(row["question"], text) and text.lower() not in names:
                 found.append(text)
             else:
                 dropped.append(text)

@@ -23,7 +23,9 @@ from typing import Any
 from masksql_pipe.errors import ConfigError
 from stages.oracle import name_variants
 from stages.privacy.text import (
+    DATE,
     NUMBER,
+    PATTERN_VALUE,
     QUOTED,
     STOP_WORDS,
     digit_count,
@@ -45,7 +47,7 @@ SQL_FUNCTIONS = frozenset(
 )
 """Function names that are not counted as names in SQL text (a column called `count`...)."""
 
-_PRIORITY = {"value": 0, "quoted": 1, "name": 2, "number": 3}
+_PRIORITY = {"value": 0, "quoted": 1, "pattern": 2, "date": 3, "name": 4, "number": 5}
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,14 @@ class GuardPolicy:
     mode: `mask` (default: mask what the small model missed) or `block` (the row fails before
     any prompt is sent). number_digits: numbers with at least this many digits are masked (1:
     every number; 2: years, amounts and other multi-digit numbers). min_value_length: database
-    cells shorter than this many characters are not matched (a cell "a" is not a secret).
+    cells shorter than this many characters are not matched (a cell "a" is not a secret;
+    "B+" is). Words the question gives as a LIKE pattern ("starts with Mar") and dates are
+    always masked.
     """
 
     mode: str = "mask"
     number_digits: int = 1
-    min_value_length: int = 3
+    min_value_length: int = 2
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | None) -> GuardPolicy:
@@ -70,7 +74,7 @@ class GuardPolicy:
         if mode not in MODES:
             raise ConfigError(f"setting 'privacy.guard' must be 'mask' or 'block', got {mode!r}")
         numbers = settings.get("number_digits", 1)
-        length = settings.get("min_value_length", 3)
+        length = settings.get("min_value_length", 2)
         for key, value in (("number_digits", numbers), ("min_value_length", length)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"setting 'privacy.{key}' must be an integer >= 1, got {value!r}")
@@ -89,7 +93,7 @@ class GuardPolicy:
 class Finding:
     """One sensitive mention the guard found: its kind, the text, the symbol that replaced it."""
 
-    kind: str  # name | value | number | quoted
+    kind: str  # name | value | number | quoted | pattern | date
     text: str
     symbol: str | None = None
     item: str | None = None  # "table" or "table.column" it belongs to, when known
@@ -173,13 +177,17 @@ class RowGuard:
     def scan(self, text: str, *, sql: bool = False) -> list[_Span]:
         """Sensitive spans of `text`, longest first when they overlap, never inside a symbol.
 
-        With `sql`, SQL keywords and function names are not taken for schema names.
+        With `sql`, SQL keywords and function names are not taken for schema names, and quoted
+        text is not masked as a whole.
         """
         taken = [(a, b) for a, b in symbol_spans(text)]
         candidates: list[_Span] = []
-        for m in QUOTED.finditer(text):
+        for m in [] if sql else QUOTED.finditer(text):
+            # in SQL text, quotes are the model's own literals and identifiers, and SQLite's
+            # messages quote keywords (`near "NULL"`): names and values there are still found
             group = next(g for g in (1, 2, 3) if m.group(g) is not None)
-            if m.group(group).strip():
+            inner = m.group(group).strip()
+            if inner:
                 candidates.append(_Span(m.start(group), m.end(group), "quoted", m.group(group)))
         if self.index is not None:
             wanted: dict[str, list[tuple[int, int]]] = {}
@@ -196,6 +204,11 @@ class RowGuard:
                 if sql and (word.upper() in KEYWORDS or word.upper() in SQL_FUNCTIONS):
                     continue
                 candidates.append(_Span(m.start(), m.end(), "name", forms.items[word.lower()]))
+        for m in PATTERN_VALUE.finditer(text):
+            group = 1 if m.group(1) is not None else 2
+            candidates.append(_Span(m.start(group), m.end(group), "pattern", m.group(group)))
+        for m in DATE.finditer(text):
+            candidates.append(_Span(m.start(), m.end(), "date", m.group(0)))
         for m in NUMBER.finditer(text):
             if digit_count(m.group(0)) >= self.policy.number_digits:
                 candidates.append(_Span(m.start(), m.end(), "number", m.group(0)))
@@ -207,6 +220,11 @@ class RowGuard:
             taken.append((span.start, span.end))
             chosen.append(span)
         return sorted(chosen, key=lambda s: s.start)
+
+    def name_spans(self, text: str) -> list[tuple[int, int]]:
+        """Spans of schema-name forms in `text` (longest first at each place, not overlapping)."""
+        forms = name_forms(self.schema)
+        return [m.span() for m in forms.pattern.finditer(text)] if forms.pattern else []
 
     def findings_in(self, text: str, *, sql: bool = False) -> list[Finding]:
         """What `text` carries that the remote model must not see (symbols are not assigned)."""

@@ -11,16 +11,26 @@ from collections.abc import Iterator
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
 _SPACES = re.compile(r"\s+")
-WORD = re.compile(r"\w+")
+WORD = re.compile(r"\w+[+#]*")
 SYMBOL = re.compile(r"(?<!\w)[TCVA][1-9]\d*(?!\w)", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
+DATE = re.compile(r"(?<![\w.-])\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w])")
+PATTERN_VALUE = re.compile(
+    r"\b(?:start(?:s|ing)?|begin(?:s|ning)?|end(?:s|ing)?)\s+with\s+(?:the\s+)?"
+    r"(?:letters?\s+|word\s+|string\s+|text\s+)?['\"]?([^\s'\".,;:?!]+)"
+    r"|\b(?:contain(?:s|ing)?|includ(?:es|ing))\s+(?:the\s+)?"
+    r"(?:letters?|word|string|text|substring)\s+['\"]?([^\s'\".,;:?!]+)",
+    re.IGNORECASE,
+)
+"""A word the question gives as a LIKE pattern: "starts with Mar", "containing the word x"."""
 QUOTED = re.compile(r"\"([^\"\n]{1,200})\"|“([^”\n]{1,200})”|(?<!\w)'([^'\n]{1,200})'(?!\w)")
 MAX_PHRASE_WORDS = 8
 
 STOP_WORDS = frozenset(
     """a an and are as at be by can do does for from had has have how in is it its many
     more most much not of on or than that the their them there these they this those to
-    was were what when where which who whom whose why with all any each every per""".split()  # noqa: SIM905
+    was were what when where which who whom whose why with all any each every per
+    i me my we us our you your he him his she her if so up no yes""".split()  # noqa: SIM905
 )
 """Function words never matched as database values (a cell "the" is not a secret)."""
 

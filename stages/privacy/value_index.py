@@ -20,7 +20,7 @@ from pathlib import Path
 from stages.privacy.text import MAX_PHRASE_WORDS, WORD, normalize
 from stages.sql.tokens import quote_identifier
 
-FORMAT = "1"
+FORMAT = "2"
 """Bumped when the index layout changes (part of the file name, so old files are not reused)."""
 
 
