@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import os
@@ -23,10 +24,18 @@ BOOKKEEPING_DIR = ".masksql_pipe"
 _NUMBERED = re.compile(r"^(\d+)_(.+)\.json$")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK
-"""Mode of written files: what a plain open() would give under the user's umask."""
+
+@functools.cache
+def file_mode() -> int:
+    """Mode of written files: what a plain open() would give under the user's umask.
+
+    Found when the first file is written, not at import: reading the umask means setting it
+    and putting it back, which merely importing a library must not do.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
 
 JSON_OPTIONS = orjson.OPT_INDENT_2
 """Output format: 2-space indent, UTF-8 with non-ASCII unescaped, keys in insertion order."""
@@ -161,7 +170,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -183,7 +192,6 @@ def remove_leftover_temp_files(*folders: Path) -> list[Path]:
         if not folder.is_dir():
             continue
         for path in folder.glob(".*.json.*.tmp"):
-            path.unlink(missing_ok=True)
             removed.append(path)
     return removed
 

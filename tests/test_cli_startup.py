@@ -80,3 +80,20 @@ def test_a_remote_model_does_import_the_client(sample: Path) -> None:
         assert "openai" in imported_clients("models", cwd=sample.parent, env=env)
     finally:
         models.unlink()
+
+
+def test_importing_changes_no_process_state() -> None:
+    """No import-time side effects: importing the CLI and the stages never touches the umask."""
+    probe = (
+        "import os\n"
+        "calls = []\n"
+        "real = os.umask\n"
+        "os.umask = lambda mask: calls.append(mask) or real(mask)\n"
+        "import masksql_pipe, masksql_pipe.cli, masksql_pipe.files, stages.pipeline\n"
+        "print(calls)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
