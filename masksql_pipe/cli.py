@@ -122,9 +122,13 @@ def status_command(
     input_rows = len(read_rows(input_file))
     table.add_row(input_file.name, str(input_rows), "", "input", "", "", "")
     planned = set()
+    costs: list[float] = []
     for state in engine.states(input_file, recorded_endpoints=True):
         planned.add(state.output_path.name)
         record = state.record or {}
+        cost = (record.get("stats") or {}).get("cost")
+        if isinstance(cost, int | float):
+            costs.append(cost)
         known = state.status in ("up to date", "edited by hand", "stale", "will rerun")
         rows = str(record.get("rows", "")) if known and record else ""
         errors = str(record.get("errors") or "") if known else ""
@@ -146,6 +150,12 @@ def status_command(
                 path.name, "", "", "[yellow]not written by this pipeline[/yellow]", "", "", ""
             )
     out.print(table)
+    if costs:
+        out.print(
+            f"model calls cost ${sum(costs):.4f} over {len(costs)} priced stages "
+            "(each when it last ran; answers from the cache cost nothing)",
+            highlight=False,
+        )
 
 
 @contextlib.contextmanager
@@ -196,6 +206,10 @@ def _model_stats(stats: dict[str, Any]) -> str:
         parts.append(f"p50 {stats['latency_p50']:.2f}s p95 {stats.get('latency_p95', 0):.2f}s")
     if stats.get("retries"):
         parts.append(f"{stats['retries']} retries")
+    if isinstance(stats.get("cost"), int | float):
+        parts.append(f"${stats['cost']:.4f}")
+    for batch in stats.get("batches") or []:
+        parts.append(f"batch {batch.get('id')} {batch.get('status')}")
     return ", ".join(parts)
 
 

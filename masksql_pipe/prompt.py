@@ -8,6 +8,7 @@ cache (accepted answers only), the prompt log, usage totals on every row (`total
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from pathlib import Path
@@ -450,7 +451,25 @@ class PromptProcessor(JsonListTransformer):
         if rejected is not None:
             entry["rejected"] = rejected
         self._log.write(orjson.dumps(entry) + b"\n")
-        self._log.flush()
+        self._flush_log_soon()
+
+    def _flush_log_soon(self) -> None:
+        """Hand the log lines to the OS when the event loop next gets control: lines written in
+        the same loop turn share one write (a flush per line cost a syscall per call)."""
+        if self._log_flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_log()
+            return
+        self._log_flush_scheduled = True
+        loop.call_soon(self._flush_log)
+
+    def _flush_log(self) -> None:
+        self._log_flush_scheduled = False
+        if self._log is not None:
+            self._log.flush()
 
     def _write_error(self, messages: Messages, elapsed: float, error: BaseException) -> None:
         """The prompt-log line of a call that got no reply at all."""
@@ -469,7 +488,7 @@ class PromptProcessor(JsonListTransformer):
             "error": f"{type(error).__name__}: {error}",
         }
         self._log.write(orjson.dumps(entry) + b"\n")
-        self._log.flush()
+        self._flush_log_soon()
 
     # -- usage figures ---------------------------------------------------------------------------
 
@@ -487,6 +506,7 @@ class PromptProcessor(JsonListTransformer):
         self._latencies: list[float] = []
         self._use_oracle = False
         self._spend: StageSpend | None = None
+        self._log_flush_scheduled = False
 
     def usage(self) -> dict[str, Any]:
         """Model usage of this stage's last run: tokens spent, calls, cache hits, latencies

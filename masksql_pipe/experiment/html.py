@@ -17,6 +17,7 @@ from masksql_pipe.experiment.report import (
     StageRow,
     Summary,
     compare,
+    dollars,
     percent,
     summarize,
 )
@@ -193,6 +194,8 @@ def _cards(summary: Summary) -> str:
         (f"{summary.total_toks:,}", "tokens (sum over cases)"),
         (f"{summary.total_latency:.2f} s", "latency (sum over cases)"),
     ]
+    if summary.cost is not None:
+        cards.append((f"${summary.cost:.4f}", "cost of this run's model calls"))
     parts = [
         f'<div class="card"><div class="value">{_e(value)}</div>'
         f'<div class="label">{_e(label)}</div></div>'
@@ -237,6 +240,7 @@ def _costs(stages: list[StageRow]) -> str:
             _num(stage.tokens),
             _num(stage.calls),
             _num(stage.cache_hits),
+            dollars(stage.cost),
         ]
         for stage in stages
     ]
@@ -248,9 +252,17 @@ def _costs(stages: list[StageRow]) -> str:
         _num(sum(stage.tokens for stage in stages)),
         _num(sum(stage.calls for stage in stages)),
         _num(sum(stage.cache_hits for stage in stages)),
+        dollars(_spent(stages)),
     ]
     headers = ["stage", "seconds", "prompt tokens", "completion tokens", "tokens", "calls"]
-    return _table([*headers, "cache hits"], rows, numeric=range(1, 7), foot=foot)
+    return _table([*headers, "cache hits", "cost $"], rows, numeric=range(1, 8), foot=foot)
+
+
+def _spent(stages: list[StageRow]) -> float | None:
+    """Dollars of the stages that ran (None when none had a priced model)."""
+    if all(stage.cost is None for stage in stages):
+        return None
+    return sum(stage.cost for stage in stages if stage.cost is not None and not stage.reused)
 
 
 def _cases(summary: Summary) -> str:
@@ -350,6 +362,11 @@ def _metrics(cmp: Comparison) -> str:
             _signed(cmp.latency_delta, 2),
         ],
     ]
+    if a.cost is not None or b.cost is not None:
+        delta = cmp.cost_delta
+        rows.append(
+            ["cost ($)", dollars(a.cost), dollars(b.cost), "" if delta is None else f"{delta:+.4f}"]
+        )
     return _table(["measure", f"A: {a.run_id}", f"B: {b.run_id}", "B - A"], rows, numeric=(1, 2, 3))
 
 

@@ -27,12 +27,16 @@ __all__ = [
     "StageRow",
     "Summary",
     "compare",
+    "dollars",
     "format_run",
     "percent",
     "render_comparison",
     "render_summary",
     "summarize",
 ]
+
+REUSED_STATUSES = ("up to date", "edited by hand")
+"""Stage statuses of a run that took the stage's file as it was."""
 
 # The outcome of a case, from best to worst; "missing" marks a case absent from one run.
 OUTCOMES = ("passed", "failed", "unjudged", "error")
@@ -102,6 +106,13 @@ class StageRow:
     completion_tokens: int = 0
     calls: int = 0
     cache_hits: int = 0
+    cost: float | None = None
+    """Dollars the stage's model calls cost when it ran (None: no priced model)."""
+
+    @property
+    def reused(self) -> bool:
+        """True when the run took the stage's file as it was (it cost nothing this time)."""
+        return self.status in REUSED_STATUSES
 
     @property
     def tokens(self) -> int:
@@ -156,6 +167,15 @@ class Summary:
         return sum(case.total_latency for case in self.cases)
 
     @property
+    def cost(self) -> float | None:
+        """Dollars this run spent on priced model calls (stages it reused cost nothing); None
+        when no stage ran a priced model, so a run without prices shows tokens only."""
+        priced = [s.cost for s in self.stages if s.cost is not None]
+        if not priced:
+            return None
+        return sum(s.cost for s in self.stages if s.cost is not None and not s.reused)
+
+    @property
     def complete_pct(self) -> float | None:
         return percent(self.complete, self.total)
 
@@ -187,6 +207,7 @@ class Summary:
             "failed": self.failed,
             "total_toks": self.total_toks,
             "total_latency": round(self.total_latency, 6),
+            "cost": None if self.cost is None else round(self.cost, 8),
         }
 
     @property
@@ -247,6 +268,13 @@ class Comparison:
     @property
     def latency_delta(self) -> float:
         return self.b.total_latency - self.a.total_latency
+
+    @property
+    def cost_delta(self) -> float | None:
+        """Dollars of b minus dollars of a (None unless both runs have a cost)."""
+        if self.a.cost is None or self.b.cost is None:
+            return None
+        return self.b.cost - self.a.cost
 
     @property
     def improved(self) -> list[CaseChange]:
@@ -328,6 +356,7 @@ def _stage_row(run: dict[str, Any], position: int, stage: Any) -> StageRow:
         completion_tokens=num("completion_tokens", stats.get("completion_tokens"), int, 0),
         calls=num("calls", stats.get("calls"), int, 0),
         cache_hits=num("cache_hits", stats.get("cache_hits"), int, 0),
+        cost=num("cost", stats.get("cost"), float, None),
     )
 
 
@@ -398,6 +427,11 @@ def compare(run_a: dict[str, Any], run_b: dict[str, Any]) -> Comparison:
 # Rendering
 
 
+def dollars(value: float | None) -> str:
+    """Dollars with 4 decimals; "-" where there is no price (never a made-up figure)."""
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _outcome_text(outcome: str) -> Text:
     return Text(outcome, style=_OUTCOME_STYLE.get(outcome, ""))
 
@@ -422,7 +456,11 @@ def _stage_table(summary: Summary, title: str = "Stages") -> Table:
     for column in ("#", "stage", "status", "rows", "errors", "seconds", "tokens", "calls"):
         table.add_column(column, justify="left" if column in ("stage", "status") else "right")
     table.add_column("cache hits", justify="right")
+    priced = any(stage.cost is not None for stage in summary.stages)
+    if priced:
+        table.add_column("cost $", justify="right")
     for stage in summary.stages:
+        cost = [] if not priced else [dollars(stage.cost)]
         table.add_row(
             str(stage.index),
             Text(stage.name),
@@ -433,6 +471,7 @@ def _stage_table(summary: Summary, title: str = "Stages") -> Table:
             f"{stage.tokens:,}",
             f"{stage.calls:,}",
             f"{stage.cache_hits:,}",
+            *cost,
         )
     return table
 
@@ -451,6 +490,8 @@ def _totals_table(summary: Summary) -> Table:
     table.add_row("passed / complete", "", _pct(summary.passed_of_complete))
     table.add_row("tokens", f"{summary.total_toks:,}", "")
     table.add_row("latency (s)", f"{summary.total_latency:.2f}", "")
+    if summary.cost is not None:
+        table.add_row("cost ($)", dollars(summary.cost), "")
     if summary.duration is not None:
         table.add_row("wall time (s)", f"{summary.duration:.2f}", "")
     return table
@@ -546,6 +587,14 @@ def render_comparison(cmp: Comparison, console: Console) -> None:
         f"{b.total_latency:.2f}",
         _signed(cmp.latency_delta, 2),
     )
+    if a.cost is not None or b.cost is not None:
+        delta_cost = cmp.cost_delta
+        table.add_row(
+            "cost ($)",
+            dollars(a.cost),
+            dollars(b.cost),
+            "n/a" if delta_cost is None else f"{delta_cost:+.4f}",
+        )
     console.print(table)
     console.print(Text(paired_test(a, b).line()))
     if cmp.changed:
