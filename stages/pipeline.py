@@ -25,20 +25,24 @@ from masksql_pipe.transformer import ERROR_KEY, JsonListTransformer
 from stages.add_concrete_sql import AddConcreteSql
 from stages.add_filtered_schema import AddFilteredSchema
 from stages.add_inference_attack import AddInferenceAttack
+from stages.add_question_attack import AddQuestionAttack
 from stages.add_symbol_table import AddSymbolTable
 from stages.add_symbolic_question import AddSymbolicQuestion
 from stages.add_symbolic_schema import AddSymbolicSchema
 from stages.audit_leaks import AuditLeaks, template_words
 from stages.base import ExecutionLimits, LlmStage
+from stages.breakdowns import research_figures, research_rows
 from stages.calc_exec_acc import CalcExecAcc
 from stages.dataset import DatasetMixin, default_template, file_digest
 from stages.detect_values import DetectValues
 from stages.execute_concrete_sql import ExecuteConcreteSql
 from stages.generate_symbolic_sql import GenerateSymbolicSql
+from stages.layout import detect_layout, prepare_input
 from stages.link_schema import LinkSchema
 from stages.link_values import LinkValues
 from stages.privacy.audit import summarize_leaks
 from stages.privacy.guard import GuardPolicy
+from stages.rank_schema_from_file import RankSchemaFromFile
 from stages.rank_schema_items import RankSchemaItems
 from stages.repair_sql import RepairSql
 from stages.repair_symbolic_sql import RepairSymbolicSql
@@ -53,12 +57,13 @@ TEMPLATES = {
     "repair_symbolic_sql": "llm",
     "repair_sql": "slm",
     "inference_attack": "llm",
+    "question_attack": "llm",
 }
 """Template name of each model stage -> the model role it uses."""
 
 RESULTS_FILE = "results.json"
 
-LLM_STAGES = ("GenerateSymbolicSql", "RepairSymbolicSql", "AddInferenceAttack")
+LLM_STAGES = ("GenerateSymbolicSql", "RepairSymbolicSql", "AddInferenceAttack", "AddQuestionAttack")
 """The stages whose prompts go to the remote model: the leak audit reads their prompt logs."""
 
 
@@ -86,7 +91,9 @@ class MaskSqlPipeline(ExperimentPipeline):
         default_config = {
             "models": {"slm": env_model("SLM_MODEL"), "llm": env_model("LLM_MODEL")},
             "schema": "ranked",
-            "data": {"tables": "tables.json", "databases": "databases"},
+            "ranking": {"file": "", "max_tables": 0, "max_columns": 0},
+            "dataset": "auto",
+            "data": {"tables": "", "databases": ""},
             "execution": {"timeout": 5.0, "max_rows": 10000, "keep_rows": 5},
             "templates": {name: "" for name in TEMPLATES},
             "privacy": {"mask": self._masked, **GuardPolicy().to_dict()},
@@ -142,20 +149,51 @@ class MaskSqlPipeline(ExperimentPipeline):
             raise ConfigError(f"setting 'privacy.mask' must be true or false, got {masked!r}")
         return GuardPolicy.from_settings(settings).to_dict(), masked
 
+    def _layout(self) -> Any:
+        """The dataset layout (setting `dataset`: auto, spider or bird)."""
+        return detect_layout(self.data_dir, str(self.config().get("dataset", "auto")))
+
+    def prepare_input(self) -> None:
+        """A BIRD folder: write 1_input.json as a copy of dev.json (see stages.layout)."""
+        if self.data_dir is not None:
+            prepare_input(Path(self.data_dir), self._layout())
+
+    def _ranking(self, schema: str, data: dict[str, str]) -> JsonListTransformer | None:
+        """The RESDSQL ranking stage for `schema: resdsql`; None for the other choices."""
+        if schema not in ("ranked", "full", "resdsql"):
+            raise ConfigError(
+                f"setting 'schema' must be 'ranked', 'full' or 'resdsql', got {schema!r}"
+            )
+        if schema != "resdsql":
+            return None
+        file = str(self.config()["ranking"].get("file") or "")
+        if not file:
+            raise ConfigError("setting 'schema=resdsql' needs 'ranking.file' (RESDSQL output)")
+        return RankSchemaFromFile(file, **data)
+
+    def _caps(self) -> dict[str, int]:
+        """`ranking.max_tables` / `ranking.max_columns` (0: no cap), validated."""
+        caps = {}
+        for key in ("max_tables", "max_columns"):
+            value = self.config()["ranking"].get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"setting 'ranking.{key}' must be an integer >= 0, got {value!r}")
+            caps[key] = value
+        return caps
+
     def stages(self) -> dict[str, JsonListTransformer]:
         """Resolve models and templates first, then the MaskSQL stages in order."""
         config = self.config()
         privacy, masked = self._privacy()
-        if config["schema"] not in ("ranked", "full"):
-            raise ConfigError(
-                f"setting 'schema' must be 'ranked' or 'full', got {config['schema']!r}"
-            )
+        layout = self._layout()
+        data = {
+            "tables": str(config["data"]["tables"] or layout.tables),
+            "databases": str(config["data"]["databases"] or layout.databases),
+        }
+        from_file = self._ranking(config["schema"], data)
+        caps = self._caps()
         models = self._models()
         templates = {name: self._template(name) for name in TEMPLATES}
-        data = {
-            "tables": str(config["data"]["tables"]),
-            "databases": str(config["data"]["databases"]),
-        }
         limits = validate_section(config, "execution", ExecutionLimits)
         options = self.options
 
@@ -172,10 +210,9 @@ class MaskSqlPipeline(ExperimentPipeline):
             "LimitJson": LimitJson(
                 options.start if options else 0, options.limit if options else None
             ),
-            "RankSchemaItems": model_stage(
-                RankSchemaItems, "rank_schema_items", full=config["schema"] == "full"
-            ),
-            "AddFilteredSchema": AddFilteredSchema(**data),
+            "RankSchemaItems": from_file
+            or model_stage(RankSchemaItems, "rank_schema_items", full=config["schema"] == "full"),
+            "AddFilteredSchema": AddFilteredSchema(**data, **caps),
             "AddSymbolTable": AddSymbolTable(**data),
             "DetectValues": model_stage(DetectValues, "detect_values"),
             "LinkValues": model_stage(LinkValues, "link_values"),
@@ -189,6 +226,7 @@ class MaskSqlPipeline(ExperimentPipeline):
             "RepairSql": model_stage(RepairSql, "repair_sql", limits=limits),
             "CalcExecAcc": CalcExecAcc(**data, limits=limits),
             "AddInferenceAttack": model_stage(AddInferenceAttack, "inference_attack"),
+            "AddQuestionAttack": model_stage(AddQuestionAttack, "question_attack"),
             "AuditLeaks": AuditLeaks(
                 **data, llm_stages=list(LLM_STAGES), ignore_words=template_words(llm_templates)
             ),
@@ -239,6 +277,8 @@ class MaskSqlPipeline(ExperimentPipeline):
         results["models"] = dict(self.config()["models"])
         results["schema"] = self.config()["schema"]
         results["privacy"]["masked"] = self._privacy()[1]
+        results["dataset"] = self._layout().name
+        results["research"] = research_figures(rows)
         write_json(Path(last_file).parent / RESULTS_FILE, results)
         console.print(results_table(results))
 
@@ -326,6 +366,8 @@ def results_table(results: dict[str, Any]) -> Table:
         "execution accuracy",
         f"{_fmt(results['exec_acc'], True)} ({results['correct']}/{results['rows']})",
     )
+    for metric, value in research_rows(results["research"]) if "research" in results else []:
+        table.add_row(metric, value)
     table.add_row(
         "tokens total / mean", f"{results['tokens']['total']} / {_fmt(results['tokens']['mean'])}"
     )
