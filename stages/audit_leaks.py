@@ -10,7 +10,7 @@ from typing import Any
 from masksql_pipe.prompt_log import find_prompt_log, latest_by_row, read_prompt_log, sent_text
 from masksql_pipe.transformer import ERROR_KEY, RowCounter, StageRun
 from stages.base import LocalStage
-from stages.privacy.audit import AuditRules, audit_text
+from stages.privacy.audit import AuditRules, audit_text, summarize_leaks
 from stages.privacy.stage import INDEX_FOLDER
 from stages.privacy.value_index import ValueIndex
 
@@ -93,7 +93,9 @@ class AuditLeaks(LocalStage):
         counter: RowCounter,
         concurrency: int,
     ) -> None:
-        """Audit every row, failed ones included (their prompts may have gone out)."""
+        """Audit every row, failed ones included (their prompts may have gone out); the run's
+        audit figures go to the stage's stats, for summaries and reports."""
+        audited: list[dict[str, Any]] = []
         for index in indices:
             row = rows[index]
             try:
@@ -102,5 +104,17 @@ class AuditLeaks(LocalStage):
                 if ERROR_KEY not in row:  # a failed row keeps the error it already has
                     row = self.failed_row(row, exc)
                     counter.errors += 1
+            audited.append(row)
             on_done(index, row)
             counter.done += 1
+        figures = summarize_leaks(audited)
+        self.stats["leak_audit"] = figures
+        kinds = ", ".join(f"{k} {v}" for k, v in figures["by_kind"].items())
+        share = figures["leak_rate"]
+        self.stats["figures"] = {
+            "rows with a leak in an llm prompt (audit)": (
+                f"{figures['rows_with_leaks']}/{figures['audited_rows']}"
+                + (f" ({100 * share:.2f}%)" if share is not None else "")
+                + f"; {kinds}"
+            )
+        }

@@ -252,6 +252,15 @@ def test_leak_audit_is_zero_on_a_clean_run_and_finds_a_planted_leak(
     assert audit["rows_with_leaks"] == 3
     assert audit["by_kind"] == {"name": 1, "value": 1, "number": 1, "literal": 1}
     assert "rows with a leak (audit)" in proc.stdout + proc.stderr
+    # the experiment summary and the HTML report show the audit first among their figures
+    summary = cli("summarize", "latest", "--data", str(oracle_folder), cwd=oracle_folder.parent)
+    assert "rows with a leak in an llm prompt (audit)" in summary.stdout
+    assert "3/33" in summary.stdout
+    report = cli("report", "latest", "--data", str(oracle_folder), cwd=oracle_folder.parent)
+    assert report.returncode == 0, report.stderr
+    (page,) = (oracle_folder / ".masksql_pipe" / "runs").glob("*.html")
+    html = page.read_text(encoding="utf-8")
+    assert '<section id="figures">' in html and "3/33" in html
 
 
 def test_unmasked_baseline_scores_full_and_its_prompts_carry_real_data(tmp_path: Path) -> None:

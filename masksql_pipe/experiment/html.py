@@ -303,6 +303,19 @@ def _cases(summary: Summary) -> str:
     )
 
 
+def _figures(summary: Summary) -> list[str]:
+    """The figures stages reported (a leak audit, ...), as a section; none: nothing."""
+    if not summary.figures:
+        return []
+    rows = [(label, value, stage) for stage, label, value in summary.figures]
+    return [
+        '<section id="figures">',
+        "<h2>Figures</h2>",
+        _table(["figure", "value", "stage"], rows),
+        "</section>",
+    ]
+
+
 def _config_text(config: Any) -> str:
     return json.dumps(redact(to_jsonable(config)), indent=2, ensure_ascii=False, default=str)
 
@@ -319,6 +332,7 @@ def run_html(run: dict[str, Any]) -> str:
         "<h2>Accuracy</h2>",
         _cards(summary),
         "</section>",
+        *_figures(summary),
         '<section id="funnel">',
         "<h2>Stage funnel</h2>",
         _funnel(summary.stages),

@@ -130,6 +130,8 @@ class Summary:
     finished: str | None
     cases: list[CaseRow]
     stages: list[StageRow]
+    figures: list[tuple[str, str, str]] = field(default_factory=list)
+    """(stage, label, value) a stage reported in its stats' `figures` (e.g. a leak audit)."""
 
     @property
     def total(self) -> int:
@@ -377,7 +379,20 @@ def summarize(run: dict[str, Any]) -> Summary:
         finished=run.get("finished"),
         cases=[_case_row(run, i, case) for i, case in enumerate(cases)],
         stages=[_stage_row(run, i, stage) for i, stage in enumerate(stages)],
+        figures=_stage_figures(stages),
     )
+
+
+def _stage_figures(stages: list[Any]) -> list[tuple[str, str, str]]:
+    """The `figures` ({label: value}) that stages put in their stats, in stage order."""
+    found = []
+    for stage in stages:
+        stats = stage.get("stats") if isinstance(stage, dict) else None
+        figures = stats.get("figures") if isinstance(stats, dict) else None
+        if isinstance(figures, dict):
+            name = str(stage.get("name", "?"))
+            found += [(name, str(label), str(value)) for label, value in figures.items()]
+    return found
 
 
 def _by_id(summary: Summary) -> dict[str, CaseRow]:
@@ -500,6 +515,13 @@ def _totals_table(summary: Summary) -> Table:
 def render_summary(run: dict[str, Any], console: Console) -> Summary:
     """Print a run's stage table, case table and totals; returns the Summary it printed."""
     summary = summarize(run)
+    if summary.figures:
+        figures = Table(title="Figures")
+        for column in ("figure", "value", "stage"):
+            figures.add_column(column)
+        for stage, label, value in summary.figures:
+            figures.add_row(Text(label), Text(value), Text(stage))
+        console.print(figures)
     if summary.stages:
         console.print(_stage_table(summary))
     cases = Table(title="Cases")
