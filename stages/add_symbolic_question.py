@@ -29,6 +29,22 @@ def schema_word_links(question: str, row: dict[str, Any], kept: Any) -> dict[str
     }
 
 
+def drop_partial_links(
+    question: str, links: dict[str, Any], name_spans: list[tuple[int, int]]
+) -> dict[str, Any]:
+    """Links without those whose term only covers part of a longer schema name of the
+    question: a small model's `"home": "singer"` must not split "home town" (a column)."""
+    kept = {}
+    for term, item in links.items():
+        spans = find_whole(question, str(term))
+        inside = spans and all(
+            any(a <= x and y <= b and (b - a) > (y - x) for a, b in name_spans) for x, y in spans
+        )
+        if not inside:
+            kept[term] = item
+    return kept
+
+
 class AddSymbolicQuestion(GuardedStage, LocalStage):
     """Adds `symbolic_question` from `values` (via `symbols`) and `schema_links`.
 
@@ -72,8 +88,9 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
             lowered = {str(t).lower() for t in links}
             links.update({t: i for t, i in extra.items() if t.lower() not in lowered})
         symbols = self.symbols(row)
-        question = mask_question(row["question"], None, links, symbols)
         guard = await self.row_guard(row, symbols)
+        links = drop_partial_links(row["question"], links, guard.name_spans(row["question"]))
+        question = mask_question(row["question"], None, links, symbols)
         row["symbolic_question"] = guard.enforce(question, "question")
         row.pop("privacy_guard", None)  # a rerun records afresh
         self.store_guard(row, guard, "question")
