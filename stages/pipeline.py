@@ -116,6 +116,10 @@ class MaskSqlPipeline(ExperimentPipeline):
             models[role] = self._registry.get(name.strip())
         return models
 
+    def _role(self, template: str) -> str:
+        """The model role that answers the stage of `template` (baselines re-route roles)."""
+        return TEMPLATES[template]
+
     def _template(self, name: str) -> Path:
         chosen = self.config()["templates"].get(name) or ""
         if not chosen:
@@ -202,7 +206,7 @@ class MaskSqlPipeline(ExperimentPipeline):
             template = None if chosen == default_template(name) else chosen
             if issubclass(cls, LlmStage):
                 extra = {**extra, "privacy": privacy, "masked": masked}
-            return cls(models[TEMPLATES[name]].name, template, **data, **extra)
+            return cls(models[self._role(name)].name, template, **data, **extra)
 
         llm_templates = [templates[n] for n, role in TEMPLATES.items() if role == "llm"]
 

@@ -84,6 +84,8 @@ def builtin_pipelines() -> dict[str, str]:
     return {
         "masksql": "stages.pipeline:MaskSqlPipeline",
         "unmasked": "stages.pipeline:UnmaskedSqlPipeline",
+        "slm-only": "stages.baselines:SlmOnlyPipeline",
+        "gold-links": "stages.baselines:GoldLinksPipeline",
         "simple": "masksql_pipe.experiment.samples.simple:SimplePipeline",
         "dag": "masksql_pipe.experiment.samples.dag:DagPipeline",
     }
