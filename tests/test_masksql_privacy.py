@@ -275,3 +275,27 @@ def test_unmasked_baseline_scores_full_and_its_prompts_carry_real_data(tmp_path:
     assert results["privacy"]["leak_audit"]["rows_with_leaks"] == 33
     found, _ = leaks_in_llm_prompts(folder)
     assert {kind for *_, kind, _ in found} >= {"name", "value", "number"}
+
+
+@pytest.mark.parametrize("mode", ["mask", "block"])
+def test_final_check_guards_a_hand_edited_question(tmp_path: Path, mode: str) -> None:
+    """A symbolic question edited by hand after the guard ran is still guarded where the llm
+    prompt is built (GenerateSymbolicSql): masked in mask mode, the row fails in block mode."""
+    folder = copy_data(tmp_path / "data")
+    args = ["--data", str(folder), "--limit", "3", f"privacy.guard={mode}", "--max-errors", "9"]
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    (edited,) = folder.glob("*_AddSymbolicQuestion.json")
+    rows = load(edited)
+    rows[1]["symbolic_question"] = rows[1]["question"]  # "... singers from France?"
+    edited.write_text(json.dumps(rows), encoding="utf-8")
+    proc = cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    found, _ = leaks_in_llm_prompts(folder)
+    assert found == []
+    row = load(last_file(folder))[1]
+    if mode == "mask":
+        masked = {f["text"] for f in row["privacy_guard"]["GenerateSymbolicSql"]}
+        assert {"France", "singers"} <= masked and row["exec_acc"] == 1
+    else:
+        assert row["pipe_error"]["stage"] == "GenerateSymbolicSql"
+        assert row["pipe_error"]["type"] == "GuardBlocked"
