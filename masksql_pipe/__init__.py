@@ -4,6 +4,7 @@ from .common import CopyTransformer, DeleteProp, FilterList, LimitJson
 from .dag import build_stages, order_nodes
 from .dotted import delete_path, get_path, set_path
 from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
+from .files import read_rows
 from .pipeline import Pipeline, StageInterrupted
 from .prompt import PromptProcessor, ReplyCutOff
 from .transformer import ERROR_KEY, JsonListTransformer, RunOptions, StageRun, current_row_index
@@ -31,5 +32,6 @@ __all__ = [
     "delete_path",
     "get_path",
     "order_nodes",
+    "read_rows",
     "set_path",
 ]
