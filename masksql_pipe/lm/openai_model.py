@@ -20,6 +20,7 @@ import orjson
 
 from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
+from masksql_pipe.lm.direct import DirectChat
 from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.pricing import cached_tokens
@@ -56,6 +57,16 @@ class ClientPool:
             raise ValueError("transport must be 'aiohttp' or 'httpx'")
         self.transport = transport
         self._clients: dict[tuple[str, str, int], openai.AsyncOpenAI] = {}
+        self._direct: dict[tuple[str, str, int], DirectChat] = {}
+
+    def direct(self, base_url: str, api_key: str) -> DirectChat:
+        """The shared lean chat sender for this endpoint and key in the running loop."""
+        loop = asyncio.get_running_loop()
+        slot = (base_url, hashlib.sha256(api_key.encode()).hexdigest(), id(loop))
+        sender = self._direct.get(slot)
+        if sender is None:
+            sender = self._direct[slot] = DirectChat(base_url, api_key)
+        return sender
 
     def client(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
         """The shared client for this endpoint and key in the running loop."""
@@ -82,6 +93,10 @@ class ClientPool:
         for (_, _, owner), client in clients.items():
             if owner == loop_id:
                 await client.close()
+        senders, self._direct = self._direct, {}
+        for (_, _, owner), sender in senders.items():
+            if owner == loop_id:
+                await sender.aclose()
 
 
 class OpenAIModel(Model):
@@ -103,6 +118,7 @@ class OpenAIModel(Model):
         max_retries: int = DEFAULT_MAX_RETRIES,
         pool: ClientPool | None = None,
         raw: bool = True,
+        direct: bool = True,
         unusable: ModelError | ConfigError | None = None,
         structured: str | None = None,
     ) -> None:
@@ -120,6 +136,9 @@ class OpenAIModel(Model):
         self._pool = pool or ClientPool()
         self._owns_pool = pool is None
         self._raw = raw
+        self._direct = direct
+        """Chat requests over `DirectChat` (the client's retry rules, a fraction of its CPU);
+        False: through the openai client (`raw`: its generic post, else its typed method)."""
         self._clients: dict[int, openai.AsyncOpenAI] = {}
         self._rejected: ModelRejected | None = None
         self._unusable = unusable
@@ -249,8 +268,13 @@ class OpenAIModel(Model):
     ) -> tuple[str, dict[str, Any], int, str | None]:
         """One request as the client sends it (with its retries): (text, usage, retries taken,
         finish reason)."""
-        client = self._client()
         try:
+            if self._direct:
+                sender = self._pool.direct(self.base_url, self._api_key)
+                body = {"model": self.model, "messages": messages, **fields}
+                content, taken = await sender.post(body, self.timeout, self.max_retries)
+                return _read_raw(content, taken)
+            client = self._client()
             if self._raw:
                 # the client's own request path (retries, timeouts, auth) without the
                 # TypedDict transform and pydantic models: measured ~15% faster at 100 in flight
