@@ -329,6 +329,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "correct": correct,
         "tokens": {"total": sum(tokens), "mean": _mean([float(t) for t in tokens])},
         "latency": {"total": round(sum(latency), 6), "mean": _mean(latency)},
+        "cost": run_cost(rows),
         "privacy": {
             "leak_audit": summarize_leaks(rows),
             "reidentification_rate": round(found / symbols, 6) if symbols else None,
@@ -341,6 +342,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "errors": {"rows": sum(errors.values()), "by_stage": errors},
     }
+
+
+def run_cost(rows: list[dict[str, Any]]) -> float | None:
+    """Dollars the rows' model calls cost (`total_cost`; cached answers cost nothing), or None
+    when no model had a price: tokens only, never a made-up figure."""
+    costs = [r["total_cost"] for r in rows if isinstance(r.get("total_cost"), int | float)]
+    return round(sum(costs), 8) if costs else None
 
 
 def _fmt(value: Any, percent: bool = False) -> str:
@@ -379,6 +387,8 @@ def results_table(results: dict[str, Any]) -> Table:
         "latency s total / mean",
         f"{results['latency']['total']:.3f} / {results['latency']['mean'] or 0:.3f}",
     )
+    if results.get("cost") is not None:
+        table.add_row("cost $ (priced models; cached answers free)", f"{results['cost']:.4f}")
     attacker = results.get("models", {}).get("llm")
     note = "; the offline oracle attacker guesses nothing" if attacker == "oracle" else ""
     table.add_row(
