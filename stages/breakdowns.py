@@ -177,3 +177,66 @@ def research_rows(research: dict[str, Any]) -> list[tuple[str, str]]:
         for group, fig in research["by"].get(name, {}).items():
             lines.append((f"EA {name} {group}", _rate_text(fig["ea"]["test_suite"])))
     return lines
+
+
+def _rate_item(label: str, figure: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not figure or not figure.get("rows"):
+        return None
+    low, high = figure.get("ci95") or (None, None)
+    return {
+        "label": label,
+        "rate": figure["rate"],
+        "low": low,
+        "high": high,
+        "count": figure["count"],
+        "rows": figure["rows"],
+    }
+
+
+def figure_sections(research: dict[str, Any], leak_audit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The research figures as report sections (masksql_pipe.experiment.charts draws them):
+    EA by definition, privacy, and EA by difficulty, hardness and database."""
+    ea = [_rate_item(EA_LABELS[k], v) for k, v in research["ea"].items() if k in EA_LABELS]
+    sections: list[dict[str, Any]] = [
+        {
+            "title": "Execution accuracy (95% bootstrap intervals)",
+            "rates": [r for r in ea if r],
+        }
+    ]
+    leak = _rate_item("rows with a leak (audit)", research.get("leak"))
+    values = []
+    if leak_audit.get("audited_rows"):
+        for kind, count in leak_audit.get("by_kind", {}).items():
+            values.append({"label": f"leaks of kind {kind}", "value": count})
+    ris, mcs, reid = research["ris"], research["mcs"], research["reidentification"]
+    if ris["rows"]:
+        values.append({"label": "RIS (MaskSQL; 1 = nothing re-identified)", "value": ris["mean"]})
+    if mcs["rows"]:
+        values.append({"label": "MCS (MaskSQL mask coverage)", "value": mcs["mean"]})
+    if reid["symbols"]:
+        values.append(
+            {
+                "label": "re-identification (attacker-model estimate)",
+                "value": f"{reid['reidentified']}/{reid['symbols']} symbols",
+            }
+        )
+    sections.append(
+        {
+            "title": "Privacy",
+            "rates": [leak] if leak else [],
+            "values": values,
+            "note": "The leak audit scans the prompts as sent; RIS and MCS are defined as in "
+            "MaskSQL's src/pipe/results.py; re-identification is what an attacker model guessed.",
+        }
+    )
+    titles = {
+        "difficulty": "EA by difficulty",
+        "hardness": "EA by SQL hardness",
+        "db_id": "EA by database",
+    }
+    for name, groups in research["by"].items():
+        rates = [_rate_item(group, fig["ea"]["test_suite"]) for group, fig in groups.items()]
+        sections.append(
+            {"title": titles.get(name, f"EA by {name}"), "rates": [r for r in rates if r]}
+        )
+    return sections

@@ -84,6 +84,18 @@ def test_bird_folder_runs_as_distributed_with_evidence_masked(bird: Path):
     # masked on the question's path: the guard's last check found nothing left to mask
     assert not any((r.get("privacy_guard") or {}).get("evidence") for r in rows)
 
+    # the HTML report charts EA by difficulty with intervals, and the privacy figures
+    proc = cli("report", "latest", "--data", str(bird))
+    assert proc.returncode == 0, proc.stderr
+    page = Path(proc.stdout.strip()).read_text()
+    section = page.split("<h2>EA by difficulty</h2>", 1)[1].split("</section>", 1)[0]
+    assert section.count('<rect class="bar"') == len(expected)
+    assert section.count('<line class="ci"') == len(expected)
+    for difficulty, count in expected.items():
+        assert difficulty in section and f"({count}/{count})" in section
+    assert "<h2>Privacy</h2>" in page and "leaks of kind name" in page
+    assert "http" not in page.split("<h2>Execution accuracy", 1)[1]
+
 
 def test_unmasked_baseline_shows_the_evidence_as_written(bird: Path):
     # positive control for the checks above: without masking they would fail

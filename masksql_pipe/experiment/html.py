@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from masksql_pipe.experiment.charts import figures_html
 from masksql_pipe.experiment.config import redact, to_jsonable
 from masksql_pipe.experiment.config_diff import config_differences
 from masksql_pipe.experiment.report import (
@@ -316,6 +317,15 @@ def _figures(summary: Summary) -> list[str]:
     ]
 
 
+def _charts(run: dict[str, Any]) -> str:
+    """The chart sections stages left in their stats (`charts`; see experiment.charts)."""
+    return "".join(
+        figures_html((stage.get("stats") or {}).get("charts"))
+        for stage in run.get("stages") or []
+        if isinstance(stage, dict)
+    )
+
+
 def _config_text(config: Any) -> str:
     return json.dumps(redact(to_jsonable(config)), indent=2, ensure_ascii=False, default=str)
 
@@ -333,6 +343,7 @@ def run_html(run: dict[str, Any]) -> str:
         _cards(summary),
         "</section>",
         *_figures(summary),
+        _charts(run),
         '<section id="funnel">',
         "<h2>Stage funnel</h2>",
         _funnel(summary.stages),
