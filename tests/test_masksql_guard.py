@@ -16,6 +16,7 @@ from masksql_pipe.errors import ConfigError
 from masksql_pipe.transformer import StageRun
 from stages.detect_values import DetectValues
 from stages.link_values import LinkValues
+from stages.privacy import value_index
 from stages.privacy.guard import GuardBlocked, GuardPolicy, RowGuard
 from stages.privacy.value_index import ValueIndex
 from stages.replies import ReplyParseError, parse_sql_reply
@@ -94,6 +95,7 @@ def test_value_index_is_built_once_and_keyed_by_the_database_file(tmp_path: Path
         "glasgow",
         "liam o'brien",
     }
+    value_index._OPEN.clear()  # as a new run (another process) would find it: on disk only
     again = ValueIndex.for_database(db, tmp_path / "index")
     assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
     with sqlite3.connect(db) as con:
