@@ -7,6 +7,7 @@ from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
 from .files import read_rows
 from .pipeline import Pipeline, StageInterrupted
 from .prompt import PromptProcessor, ReplyCutOff
+from .prompt_log import find_prompt_log, latest_by_row, prompt_log_path, read_prompt_log
 from .transformer import ERROR_KEY, JsonListTransformer, RunOptions, StageRun, current_row_index
 
 __all__ = [
@@ -30,8 +31,12 @@ __all__ = [
     "build_stages",
     "current_row_index",
     "delete_path",
+    "find_prompt_log",
     "get_path",
+    "latest_by_row",
     "order_nodes",
+    "prompt_log_path",
+    "read_prompt_log",
     "read_rows",
     "set_path",
 ]
