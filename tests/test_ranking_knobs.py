@@ -80,7 +80,8 @@ async def test_missing_entry_is_a_row_error_naming_the_file(folder: Path):
 async def test_missing_file_stops_with_its_name(folder: Path):
     (folder / "resdsql.json").unlink()
     with pytest.raises(InputError, match=r"resdsql\.json: ranking file not found"):
-        await Pipeline([RankSchemaFromFile("resdsql.json")]).run(folder / "1_input.json")
+        stage = RankSchemaFromFile("resdsql.json", "dev_tables.json", "dev_databases")
+        await Pipeline([stage]).run(folder / "1_input.json")
 
 
 async def test_editing_the_ranking_file_reruns_the_stage(folder: Path):
@@ -91,3 +92,34 @@ async def test_editing_the_ranking_file_reruns_the_stage(folder: Path):
     (folder / "resdsql.json").write_text(json.dumps(ranking))
     last = await Pipeline([RankSchemaFromFile("resdsql.json", **data)]).run(folder / "1_input.json")
     assert json.loads(last.read_text())[0]["schema_items"] == {"customers": ["Segment"]}
+
+
+def test_pipeline_reads_the_ranking_file_and_applies_caps(folder: Path):
+    from conftest import cli
+
+    from stages.oracle import gold_schema_items
+
+    rows = json.loads((folder / "dev.json").read_text())
+    schemas = {db: load_schema(folder / "dev_tables.json", db) for db in {r["db_id"] for r in rows}}
+    ranking = []
+    for row in rows:
+        items = gold_schema_items(row["SQL"], schemas[row["db_id"]])
+        ranked = [f"{t}.{c}" for t, cols in items.items() for c in cols or ["*"]]
+        ranking.append({"question_id": row["question_id"], "tc_original": ranked})
+    (folder / "resdsql.json").write_text(json.dumps(ranking))
+    (folder / "1_input.json").unlink()  # the pipeline writes it from dev.json
+    proc = cli("--data", str(folder), "schema=resdsql")
+    assert proc.returncode == 2 and "needs 'ranking.file'" in proc.stderr
+    proc = cli("--data", str(folder), "schema=resdsql", "ranking.file=resdsql.json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((folder / "results.json").read_text())["correct"] == len(rows)
+    ranked = json.loads(next(folder.glob("3_*.json")).read_text())
+    assert ranked[0]["schema_items"] == resdsql_items(ranking[0]["tc_original"], SCHEMA)
+    proc = cli(
+        "--data",
+        str(folder),
+        "schema=resdsql",
+        "ranking.file=resdsql.json",
+        "ranking.max_columns=-1",
+    )
+    assert proc.returncode == 2 and "ranking.max_columns" in proc.stderr
