@@ -198,10 +198,14 @@ def test_reply_without_sql_is_a_failed_call_not_the_rows_sql(tmp_path: Path) -> 
 
     proc, _ = run_with(folder, reply, "--limit", "2")
     assert proc.returncode == 0, proc.stderr
-    for row in load(last_file(folder)):
+    rows = load(last_file(folder))
+    for row in rows:
         assert row["pipe_error"]["stage"] == "GenerateSymbolicSql"
         assert "no SQL in reply" in row["pipe_error"]["message"]
         assert "symbolic_sql" not in row and "pred_sql" not in row
+    # the tokens those rows spent still count in the results
+    results = load(folder / "results.json")
+    assert results["tokens"]["total"] == sum(r["total_toks"] for r in rows) > 0
 
 
 @pytest.fixture(scope="module")
