@@ -162,3 +162,19 @@ def test_budget_needs_prices_and_bad_prices_are_named(tmp_path: Path) -> None:
         parse_price("models.yaml: model 'x'", {"input": 1, "output": 2, "batch_discount": 2})
     with pytest.raises(ConfigError, match="unknown price key 'inptu'"):
         parse_price("models.yaml: model 'x'", {"inptu": 1, "output": 2})
+
+
+def test_running_total_stops_calls_the_estimate_did_not_foresee(tmp_path: Path) -> None:
+    # replies cut off at max_tokens=1 are asked again (parse retries): three calls a row where
+    # the estimate counted one, so the running total, not the estimate, must stop the run
+    data = write_input(tmp_path / "data", questions(6))
+    extra = f"    price: {PRICE}\n"
+    per_call = [(tokens(f"Q: {q['question']}") * 2.50 + 1 * 10.00) / 1e6 for q in questions(6)]
+    budget = sum(per_call) * 1.5
+    with LoopbackServer() as srv:
+        stage = Ask("answer", "loop", max_tokens=1)
+        with pytest.raises(BudgetExceeded, match="the next call"):
+            run(data, registry(tmp_path, srv, extra), [stage], budget=Budget(budget))
+        sent = srv.requests
+    assert sent < 3 * len(per_call)  # stopped before every follow-up went out
+    assert sent * max(per_call) <= budget  # what was sent stays within the budget
