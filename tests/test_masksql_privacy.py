@@ -125,6 +125,19 @@ def test_small_model_that_finds_nothing_leaks_nothing(tmp_path: Path) -> None:
     assert audit["prompts"] >= 66
 
 
+def test_every_request_answered_with_an_empty_list_leaks_nothing(tmp_path: Path) -> None:
+    """Both roles on a server that answers `[]` to everything: no SQL comes back (the rows fail
+    at GenerateSymbolicSql), but every llm prompt that went out is clean."""
+    folder = copy_data(tmp_path / "data")
+    proc, server = run_with(folder, lambda messages: "[]")
+    assert proc.returncode == 0, proc.stderr
+    found, checked = leaks_in_llm_prompts(folder)
+    assert checked >= 33 and found == []
+    audit = load(folder / "results.json")["privacy"]["leak_audit"]
+    assert audit["audited_rows"] == 33 and audit["rows_with_leaks"] == 0
+    assert server.requests > 33
+
+
 def bogus_small_model(messages: list[dict[str, Any]]) -> str:
     """A small model that drops needed columns, invents values and links nonsense; the llm
     uses a value symbol as an alias, then repairs."""
