@@ -47,6 +47,7 @@ from stages.rank_schema_items import RankSchemaItems
 from stages.repair_sql import RepairSql
 from stages.repair_symbolic_sql import RepairSymbolicSql
 from stages.results import Results
+from stages.settings import ModelRoles, RankingCaps
 
 TEMPLATES = {
     "rank_schema_items": "slm",
@@ -108,13 +109,8 @@ class MaskSqlPipeline(ExperimentPipeline):
             from masksql_pipe.lm.registry import ModelRegistry
 
             self._registry = ModelRegistry.from_environment()
-        models = {}
-        for role in ("slm", "llm"):
-            name = self.config()["models"].get(role)
-            if not isinstance(name, str) or not name.strip():
-                raise ConfigError(f"setting 'models.{role}' must be a model name, got {name!r}")
-            models[role] = self._registry.get(name.strip())
-        return models
+        roles = validate_section(self.config(), "models", ModelRoles)
+        return {role: self._registry.get(name) for role, name in roles}
 
     def _role(self, template: str) -> str:
         """The model role that answers the stage of `template` (baselines re-route roles)."""
@@ -177,13 +173,7 @@ class MaskSqlPipeline(ExperimentPipeline):
 
     def _caps(self) -> dict[str, int]:
         """`ranking.max_tables` / `ranking.max_columns` (0: no cap), validated."""
-        caps = {}
-        for key in ("max_tables", "max_columns"):
-            value = self.config()["ranking"].get(key, 0)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"setting 'ranking.{key}' must be an integer >= 0, got {value!r}")
-            caps[key] = value
-        return caps
+        return validate_section(self.config(), "ranking", RankingCaps).model_dump()
 
     def stages(self) -> dict[str, JsonListTransformer]:
         """Resolve models and templates first, then the MaskSQL stages in order."""

@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 PACKAGES = ("masksql_pipe", "stages")
@@ -87,3 +88,32 @@ def test_one_command_list() -> None:
     assert not hasattr(cli, "COMMANDS")
     commands = importlib.import_module("masksql_pipe.experiment.commands")
     assert set(commands.COMMANDS) <= set(names)
+
+
+LIMITS = {"timeout": 1, "max_rows": 10, "keep_rows": 1}
+
+
+@pytest.mark.parametrize(
+    ("section", "good", "bad", "model_name", "named"),
+    [
+        ("execution", LIMITS, {"timeout": 0}, "ExecutionLimits", "timeout"),
+        ("execution", LIMITS, {"x": 1}, "ExecutionLimits", "x"),
+        ("ranking", {"file": "", "max_tables": 2}, {"max_tables": -1}, "RankingCaps", "max_tables"),
+        ("ranking", {"max_columns": 3}, {"max_columns": True}, "RankingCaps", "max_columns"),
+        ("models", {"slm": "oracle", "llm": "gpt"}, {"llm": "  "}, "ModelRoles", "llm"),
+    ],
+)
+def test_settings_sections_are_validated_by_pydantic(
+    section: str, good: dict, bad: dict, model_name: str, named: str
+) -> None:
+    """MaskSQL's settings sections are pydantic models; a bad one is one line naming the key."""
+    from masksql_pipe.errors import ConfigError
+    from masksql_pipe.experiment.config import validate_section
+    from stages import base, settings
+
+    model = getattr(base, model_name, None) or getattr(settings, model_name)
+    checked = validate_section({section: good}, section, model)
+    assert all(getattr(checked, k) == v for k, v in good.items() if k in model.model_fields)
+    with pytest.raises(ConfigError) as err:
+        validate_section({section: {**good, **bad}}, section, model)
+    assert f"{section}.{named}" in str(err.value) and "\n" not in str(err.value)

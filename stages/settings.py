@@ -1,0 +1,27 @@
+"""Pydantic models of the MaskSQL pipeline's settings sections, validated in one way.
+
+`masksql_pipe.experiment.config.validate_section(config, "ranking", RankingCaps)` returns the
+section as one object or stops with one line naming the setting (`ranking.max_tables: ...`).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+
+class RankingCaps(BaseModel):
+    """How many ranked tables, and columns per table, AddFilteredSchema keeps (0: no cap)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")  # `file` shares the section
+
+    max_tables: StrictInt = Field(0, ge=0)
+    max_columns: StrictInt = Field(0, ge=0)
+
+
+class ModelRoles(BaseModel):
+    """The model names of the two roles: the small local model and the large remote one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    slm: StrictStr = Field(min_length=1, description="a model name (see `python main.py models`)")
+    llm: StrictStr = Field(min_length=1, description="a model name (see `python main.py models`)")
