@@ -2,6 +2,7 @@
 schema and writes the question back in plain words; RIS and MCS are scored from that text.
 
 The offline oracle attacker knows nothing beyond the masked text, so it returns it unchanged.
+In the unmasked baseline there is nothing to attack: the stage asks no model and scores nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class AddQuestionAttack(LlmStage):
         return output.strip()
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        if not self.masked:  # the unmasked baseline hides nothing: no attack, no RIS or MCS
+            return row
         await super()._process_row(row)
         terms = masked_terms(str(row["question"]), str(row["symbolic_question"]))
         row["masked_terms"] = terms

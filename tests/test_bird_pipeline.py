@@ -115,3 +115,12 @@ def test_dataset_setting_and_bad_folder(bird: Path, tmp_path: Path):
     proc = cli("--data", str(bird))
     assert proc.returncode == 2
     assert "dev.json: file not found" in proc.stderr
+
+
+def test_unmasked_baseline_has_no_ris(bird: Path):
+    proc = cli("--data", str(bird), "--pipeline", "unmasked")
+    assert proc.returncode == 0, proc.stderr
+    research = json.loads((bird / "results.json").read_text())["research"]
+    assert research["ris"] == {"mean": None, "rows": 0}  # nothing masked: nothing to score
+    logs = list((bird / ".masksql_pipe" / "prompts").glob("*_AddQuestionAttack.jsonl"))
+    assert all(not log.read_text().strip() for log in logs)  # and no model asked
