@@ -241,7 +241,6 @@ def _costs(stages: list[StageRow]) -> str:
             _num(stage.tokens),
             _num(stage.calls),
             _num(stage.cache_hits),
-            dollars(stage.cost),
         ]
         for stage in stages
     ]
@@ -253,10 +252,15 @@ def _costs(stages: list[StageRow]) -> str:
         _num(sum(stage.tokens for stage in stages)),
         _num(sum(stage.calls for stage in stages)),
         _num(sum(stage.cache_hits for stage in stages)),
-        dollars(_spent(stages)),
     ]
     headers = ["stage", "seconds", "prompt tokens", "completion tokens", "tokens", "calls"]
-    return _table([*headers, "cache hits", "cost $"], rows, numeric=range(1, 8), foot=foot)
+    headers.append("cache hits")
+    if any(stage.cost is not None for stage in stages):  # no price, no cost column
+        for row, stage in zip(rows, stages, strict=True):
+            row.append(dollars(stage.cost))
+        foot.append(dollars(_spent(stages)))
+        headers.append("cost $")
+    return _table(headers, rows, numeric=range(1, len(headers)), foot=foot)
 
 
 def _spent(stages: list[StageRow]) -> float | None:

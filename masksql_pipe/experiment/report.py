@@ -209,7 +209,7 @@ class Summary:
             "failed": self.failed,
             "total_toks": self.total_toks,
             "total_latency": round(self.total_latency, 6),
-            "cost": None if self.cost is None else round(self.cost, 8),
+            **({} if self.cost is None else {"cost": round(self.cost, 8)}),
         }
 
     @property
