@@ -5,6 +5,7 @@ from .dag import build_stages, order_nodes
 from .dotted import delete_path, get_path, set_path
 from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
 from .files import read_rows
+from .lm.pricing import Budget, BudgetExceeded, Price
 from .pipeline import Pipeline, StageInterrupted
 from .prompt import PromptProcessor, ReplyCutOff
 from .prompt_log import find_prompt_log, latest_by_row, prompt_log_path, read_prompt_log
@@ -12,6 +13,8 @@ from .transformer import ERROR_KEY, JsonListTransformer, RunOptions, StageRun, c
 
 __all__ = [
     "ERROR_KEY",
+    "Budget",
+    "BudgetExceeded",
     "ConfigError",
     "CopyTransformer",
     "DeleteProp",
@@ -22,6 +25,7 @@ __all__ = [
     "ModelError",
     "PipeError",
     "Pipeline",
+    "Price",
     "PromptProcessor",
     "ReplyCutOff",
     "RunOptions",
