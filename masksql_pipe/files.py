@@ -192,6 +192,7 @@ def remove_leftover_temp_files(*folders: Path) -> list[Path]:
         if not folder.is_dir():
             continue
         for path in folder.glob(".*.json.*.tmp"):
+            path.unlink(missing_ok=True)
             removed.append(path)
     return removed
 

@@ -21,6 +21,7 @@ from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model
 from masksql_pipe.lm.cache import ResponseCache, cache_key
 from masksql_pipe.lm.registry import ModelRegistry
+from masksql_pipe.scrub import scrub_text
 from masksql_pipe.spend import StageSpend
 from masksql_pipe.transformer import (
     ERROR_KEY,
@@ -485,7 +486,7 @@ class PromptProcessor(JsonListTransformer):
             "latency": round(elapsed, 6),
             "cached": False,
             "retries": None,
-            "error": f"{type(error).__name__}: {error}",
+            "error": scrub_text(f"{type(error).__name__}: {error}"),
         }
         self._log.write(orjson.dumps(entry) + b"\n")
         self._flush_log_soon()

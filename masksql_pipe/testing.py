@@ -258,7 +258,10 @@ class LoopbackServer:
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault == "401":
-            return _error(401, "invalid_api_key", "Incorrect API key provided.")
+            # as OpenAI does: the start of the presented key, masked (a leak to scrub)
+            given = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+            shown = f": {given[:8]}****" if given else ""
+            return _error(401, "invalid_api_key", f"Incorrect API key provided{shown}.")
         if fault == "429":
             return _error(
                 429,

@@ -18,6 +18,7 @@ import orjson
 
 from .code_digest import module_closure, module_closure_digest
 from .files import check_stage_name
+from .scrub import scrub_text
 
 ERROR_KEY = "pipe_error"
 """Reserved row key for a per-row failure: ``{"stage", "type", "message"}``."""
@@ -243,13 +244,13 @@ class JsonListTransformer(ABC):
 
     def _failed(self, row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         failed = dict(row)
-        message = str(exc) or repr(exc)
+        message = scrub_text(str(exc) or repr(exc))
         failed[ERROR_KEY] = {
             "stage": self.name,
             "type": type(exc).__name__,
             "message": message[:MAX_ERROR_MESSAGE],
         }
-        self._tracebacks.append((current_row_index(), traceback.format_exc(limit=20)))
+        self._tracebacks.append((current_row_index(), scrub_text(traceback.format_exc(limit=20))))
         return failed
 
     @property

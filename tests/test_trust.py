@@ -316,3 +316,23 @@ def test_changed_database_makes_execution_and_scoring_stale(spider: Path) -> Non
     scored = load(spider / "16_CalcExecAcc.json")
     singers = [r for r in scored if r["db_id"] == "music_festival" and "singer" in r["query"]]
     assert singers and all(r["gold_result"]["row_count"] in (0, 1) for r in singers)
+
+
+def test_latest_warns_when_a_newer_run_log_is_unreadable(data_dir: Path) -> None:
+    side = f"log.side_file={data_dir.parent / 'side.log'}"
+    assert cli("--data", str(data_dir), *PIPE, side).returncode == 0
+    time.sleep(1.1)  # run ids name the second
+    assert cli("--data", str(data_dir), *PIPE, side, "--force").returncode == 0
+    runs = sorted((data_dir / ".masksql_pipe" / "runs").glob("*.json"))
+    assert len(runs) == 2
+    older, newer = runs
+    newer.write_bytes(newer.read_bytes()[:200])  # cut short by a full disk
+    result = cli("summarize", "latest", "--data", str(data_dir))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if str(newer) in line]
+    assert warnings and "newer" in " ".join(warnings) and older.stem in " ".join(warnings)
+    assert older.stem in result.stdout
+    older.write_bytes(orjson.dumps({**load(older), "cases": "none"}))  # wrong type
+    result = cli("history", "--data", str(data_dir))
+    assert "'cases'" in result.stderr and str(older) in result.stderr
+    assert "Traceback" not in result.stderr

@@ -39,10 +39,35 @@ class FunctionStage(JsonListTransformer):
         return {"metadata": self.metadata}
 
     async def setup(self, run: StageRun) -> None:
+        from ..lm.cache import ResponseCache
+
         self._latencies: list[float] = []
+        self._cache = ResponseCache(run.book_dir / "cache.sqlite")
+        self._lookup = not run.options.no_cache
+
+    async def complete(self, model: Any, messages: Any, **kwargs: Any) -> Any:
+        """``model.complete`` through the run's response cache (offline models answer directly).
+
+        Functions call it as ``context["complete"](model, messages, oracle=...)``, so a rerun,
+        ``--force`` or ``--from`` pays for no prompt twice.
+        """
+        cache = getattr(self, "_cache", None)
+        if model.offline or cache is None:
+            return await model.complete(messages, **kwargs)
+        from ..lm.cache import cache_key
+
+        budget = kwargs.get("max_tokens")
+        key = cache_key(model.call_settings(max_tokens=budget), messages)
+        return await cache.fetch(
+            key, lambda: model.complete(messages, **kwargs), lookup=self._lookup
+        )
 
     async def teardown(self) -> None:
         """Latency percentiles of the model calls the function made, for status and reports."""
+        cache = getattr(self, "_cache", None)
+        if cache is not None:
+            cache.close()
+            self._cache = None
         if self._latencies:
             values = sorted(self._latencies)
             self.stats["latency_p50"] = percentile(values, 50)
@@ -71,6 +96,7 @@ class FunctionStage(JsonListTransformer):
             "case": {k: v for k, v in row.items() if k not in (RESULTS_KEY, SECONDS_KEY)},
             "stages": results,
             "metadata": {**self.metadata, "stage": self.name},
+            "complete": self.complete,
         }
         started = time.perf_counter()
         value = await self.function(context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from ..errors import InputError
 from ..files import BOOKKEEPING_DIR, read_json, read_rows, write_json
 from ..pipeline import Pipeline as Engine
+from ..scrub import scrub
 from ..transformer import ERROR_KEY
 from .config import loggable, redact
 
@@ -84,6 +86,7 @@ class RunLogger:
         }
         if interrupted:
             record["interrupted"] = interrupted
+        record = scrub(record)  # keys echoed in error messages or tracebacks, key-shaped text
         write_json(runs_dir(self.data_dir) / f"{self.id}.json", record)
         return record
 
@@ -105,15 +108,63 @@ class RunLogger:
         }
 
 
+_RUN_FIELDS = {
+    "id": str,
+    "created": str,
+    "pipeline": str,
+    "argv": list,
+    "config": dict,
+    "stages": list,
+    "cases": list,
+    "totals": dict,
+}
+_warned: set[str] = set()
+
+
+def run_log_problem(record: Any) -> str | None:
+    """What makes a run log unusable (one phrase), or None."""
+    if record is None:
+        return "unreadable (not JSON, perhaps cut short)"
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for name, kind in _RUN_FIELDS.items():
+        required = name in ("id", "created")
+        if (required or name in record) and not isinstance(record.get(name), kind):
+            return f"field {name!r} is missing or not a {kind.__name__}"
+    return None
+
+
+def _warn(message: str) -> None:
+    """One line on stderr, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def list_runs(data_dir: Path) -> list[dict[str, Any]]:
-    """All run records of a dataset, oldest first."""
+    """All usable run records of a dataset, oldest first; a damaged one is named and skipped."""
     folder = runs_dir(data_dir)
     if not folder.is_dir():
         return []
-    records = [read_json(path) for path in folder.glob("*.json")]
-    runs = [r for r in records if isinstance(r, dict) and "id" in r]
+    runs = []
+    for path in sorted(folder.glob("*.json")):
+        record = read_json(path)
+        problem = run_log_problem(record)
+        if problem:
+            _warn(f"{path}: {problem}; ignored")
+            continue
+        runs.append(record)
     # ids name the second only; `created` orders runs started within the same second
-    return sorted(runs, key=lambda r: (str(r.get("created", "")), r["id"]))
+    return sorted(runs, key=lambda r: (r["created"], r["id"]))
+
+
+def _newer_damaged(data_dir: Path, latest: dict[str, Any]) -> list[Path]:
+    """Run logs named after ``latest`` (ids start with the time) that could not be used."""
+    return [
+        path
+        for path in sorted(runs_dir(data_dir).glob("*.json"))
+        if path.stem > latest["id"] and run_log_problem(read_json(path))
+    ]
 
 
 def load_run(data_dir: Path, ref: str) -> dict[str, Any]:
@@ -122,6 +173,11 @@ def load_run(data_dir: Path, ref: str) -> dict[str, Any]:
     if not runs:
         raise InputError(f"{runs_dir(data_dir)}: no runs recorded yet")
     if ref == "latest":
+        for path in _newer_damaged(data_dir, runs[-1]):
+            _warn(
+                f"{path} is newer than run {runs[-1]['id']} but unreadable; "
+                f"'latest' means {runs[-1]['id']}"
+            )
         return runs[-1]
     matches = [run for run in runs if run["id"].startswith(ref)]
     if len(matches) == 1:

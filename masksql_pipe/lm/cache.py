@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from masksql_pipe.errors import ConfigError
+from masksql_pipe.errors import ConfigError, PipeError
 from masksql_pipe.lm.base import Completion, Messages
 
 _SCHEMA = """
@@ -41,6 +41,22 @@ def cache_key(settings: dict[str, Any], messages: Messages) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+class CacheDamaged(PipeError):
+    """The cache file is damaged: the stage stops (exit 2), so no good row becomes an error row.
+
+    Bypassing the cache instead would silently pay again for every answer; stopping keeps the
+    journaled rows and tells the user the one command that fixes it.
+    """
+
+    fatal = True
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        super().__init__(
+            f"response cache {path} is damaged ({exc}); delete it (rm {path}*) and run again: "
+            "finished rows are kept, answers not in the stage files are asked again"
+        )
+
+
 class ResponseCache:
     """SQLite store of successful completions, keyed by `cache_key`; safe to share between runs."""
 
@@ -56,20 +72,26 @@ class ResponseCache:
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"response cache {self.path}: cannot open ({exc})") from exc
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
+        self.damaged: CacheDamaged | None = None
         self._pending: dict[str, tuple[Any, ...]] = {}
         self._flush_scheduled = False
 
     def get(self, key: str) -> Completion | None:
         """The stored completion for `key` (marked cached), or None."""
+        if self.damaged is not None:
+            raise self.damaged
         row = self._pending.get(key)
         if row is not None:
             row = row[1:]
         else:
-            row = self._db.execute(
-                "SELECT text, prompt_tokens, completion_tokens, latency"
-                " FROM responses WHERE key = ?",
-                (key,),
-            ).fetchone()
+            try:
+                row = self._db.execute(
+                    "SELECT text, prompt_tokens, completion_tokens, latency"
+                    " FROM responses WHERE key = ?",
+                    (key,),
+                ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise CacheDamaged(self.path, exc) from None
         if row is None:
             return None
         return Completion(
@@ -87,6 +109,8 @@ class ResponseCache:
         transaction as soon as the loop gets control back (a commit per answer cost as much as
         the HTTP call at 100 in flight); outside a running loop the answer is written at once.
         """
+        if self.damaged is not None:
+            raise self.damaged
         self._pending[key] = (
             key,
             completion.text,
@@ -115,14 +139,17 @@ class ResponseCache:
         if not self._pending:
             return
         rows, self._pending = list(self._pending.values()), {}
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO responses"
-                " (key, text, prompt_tokens, completion_tokens, latency, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO responses"
+                    " (key, text, prompt_tokens, completion_tokens, latency, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.DatabaseError as exc:
+            self.damaged = CacheDamaged(self.path, exc)  # raised by the next get or put
 
     def discard(self, key: str) -> bool:
         """Forget the answer stored for `key` (one the stage no longer accepts); True if one was."""

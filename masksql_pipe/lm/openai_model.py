@@ -25,6 +25,7 @@ from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEO
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.pricing import cached_tokens
 from masksql_pipe.lm.request_fields import check_structured, effective_sampling, response_format
+from masksql_pipe.scrub import register_secret, scrub_text
 
 
 class ModelRejected(ModelError):
@@ -126,6 +127,7 @@ class OpenAIModel(Model):
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        register_secret(api_key)  # its echoes are scrubbed wherever text is written
         self.api_key_env = api_key_env
         self.sampling = effective_sampling(sampling)
         self.structured = check_structured(structured, f"model {name!r}")
@@ -355,9 +357,7 @@ class OpenAIModel(Model):
         text = " ".join(text.split())[:200]
         if self._api_key:
             text = text.replace(self._api_key, "***")
-            if len(self._api_key) >= 12:
-                text = text.replace(self._api_key[:8], "***")
-        return text
+        return scrub_text(text)
 
     async def aclose(self) -> None:
         """Close the clients when this model owns its pool (the registry closes shared pools)."""

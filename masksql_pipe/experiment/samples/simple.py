@@ -109,7 +109,7 @@ class SimplePipeline(ExperimentPipeline):
             # The Completion is recorded as its text; its tokens and latency go to the row.
             answer = context["case"].get("answer")
             oracle = None if answer is None else _number_text(answer)
-            return await model.complete(context["stages"]["prepare"], oracle=oracle)
+            return await context["complete"](model, context["stages"]["prepare"], oracle=oracle)
 
         async def extract(context: dict[str, Any]) -> int | float:
             # Raises on a reply with no number in it: the case is recorded as an error.
