@@ -17,7 +17,7 @@ from lm_fixtures import SECRET, Ask, questions, read_rows, registry_for, write_i
 
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.files import bookkeeping_dir
-from masksql_pipe.lm.batch import BatchSettings, parse_batch
+from masksql_pipe.lm.batch import BatchRunner, BatchSettings, parse_batch
 from masksql_pipe.pipeline import Pipeline
 from masksql_pipe.testing import LoopbackServer
 from masksql_pipe.transformer import ERROR_KEY, RunOptions
@@ -210,3 +210,38 @@ def test_batch_settings_are_checked(tmp_path: Path) -> None:
         parse_batch("models.yaml: model 'x'", {"size": 3})
     with pytest.raises(ConfigError, match="'max_requests' must be a number > 0"):
         parse_batch("models.yaml: model 'x'", {"max_requests": 0})
+
+
+def test_batch_state_and_counts_reach_the_progress_line(tmp_path: Path) -> None:
+    import io
+
+    from masksql_pipe.lm.openai_model import OpenAIModel
+    from masksql_pipe.progress import show_progress
+    from masksql_pipe.transformer import RowCounter
+
+    seen: list[str] = []
+    with LoopbackServer() as srv:
+        srv.batches.delay = 0.3
+        model = OpenAIModel("m", model="m", base_url=srv.base_url, api_key=SECRET)
+        stream = io.StringIO()
+        counter = RowCounter(total=3)
+
+        async def go() -> None:
+            runner = BatchRunner(
+                model.batch_client(),
+                tmp_path / "record.json",
+                FAST,
+                on_status=lambda text: (seen.append(text), setattr(counter, "note", text)),
+            )
+            async with show_progress("2_Ask", counter, True, stream, plain_interval=0.05):
+                bodies = {
+                    f"k{i}": model.request_body([{"role": "user", "content": f"{i}"}])
+                    for i in range(3)
+                }
+                outcome = await runner.run(bodies)
+            assert len(outcome.answers) == 3
+            await model.aclose()
+
+        asyncio.run(go())
+    assert any("in_progress" in s for s in seen) and "completed 3/3 done, 0 failed" in seen[-1]
+    assert "batch-" in stream.getvalue() and "in_progress" in stream.getvalue()
