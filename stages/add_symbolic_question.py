@@ -8,8 +8,9 @@ from masksql_pipe.transformer import StageRun
 from stages.base import LocalStage
 from stages.evidence import mask_evidence
 from stages.oracle import gold_schema_links
+from stages.privacy.guard import RowGuard, name_forms
 from stages.privacy.stage import GuardedStage
-from stages.privacy.text import find_whole
+from stages.privacy.text import find_whole, normalize
 from stages.sql.masking import mask_question
 
 
@@ -43,6 +44,30 @@ def drop_partial_links(
         if not inside:
             kept[term] = item
     return kept
+
+
+MAX_LINK_WORDS = 4
+"""A small model's link term longer than this is not a schema term (it is dropped)."""
+
+
+def checked_links(question: str, links: dict[str, Any], guard: RowGuard) -> dict[str, Any]:
+    """The small model's links, made safe to mask with: a term that spells a schema name links
+    to that name; a term that is a database value, longer than MAX_LINK_WORDS words or only
+    part of a longer schema name is dropped (the guard then masks what it holds)."""
+    forms = name_forms(guard.schema).items
+    partial_free = drop_partial_links(question, links, guard.name_spans(question))
+    cells = guard.index.lookup(normalize(str(t)) for t in partial_free) if guard.index else {}
+    out: dict[str, Any] = {}
+    for term, item in partial_free.items():
+        low = str(term).strip().lower()
+        if low in forms:
+            table, column = forms[low]
+            if column is not None:
+                table = f"{guard.table_for_column(table, column)}.{column}"
+            out[term] = table
+        elif len(str(term).split()) <= MAX_LINK_WORDS and normalize(str(term)) not in cells:
+            out[term] = item
+    return out
 
 
 class AddSymbolicQuestion(GuardedStage, LocalStage):
@@ -89,7 +114,7 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
             links.update({t: i for t, i in extra.items() if t.lower() not in lowered})
         symbols = self.symbols(row)
         guard = await self.row_guard(row, symbols)
-        links = drop_partial_links(row["question"], links, guard.name_spans(row["question"]))
+        links = checked_links(row["question"], links, guard)
         question = mask_question(row["question"], None, links, symbols)
         row["symbolic_question"] = guard.enforce(question, "question")
         row.pop("privacy_guard", None)  # a rerun records afresh

@@ -14,6 +14,7 @@ from test_masksql_pipeline import copy_data
 
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.transformer import StageRun
+from stages.add_symbolic_question import checked_links
 from stages.detect_values import DetectValues
 from stages.link_values import LinkValues
 from stages.privacy import value_index
@@ -160,3 +161,19 @@ def test_a_link_to_a_column_ranking_dropped_is_kept(tmp_path: Path) -> None:
     stage._keep_linked_columns(row)
     assert "age" in row["filtered_schema"]["singer"]
     assert "age" in row["symbols"]["columns"].values()
+
+
+def test_small_model_links_are_checked_before_masking(music) -> None:
+    question = (
+        "Which singers from France are older than the average age of singers from France? "
+        "Which stadium has the largest capacity?"
+    )
+    links = {
+        "France": "singer.country",  # a database value, not a column term
+        "older than the average age of singers from France": "singer.age",  # not a term
+        "stadium": "stadium.name",  # spells the table's own name
+        "capacity": "singer.age",  # spells another column's name
+        "older": "singer.age",  # a synonym the small model may well know
+    }
+    checked = checked_links(question, links, guard_for(music, {"singer": ["singer_id"]}))
+    assert checked == {"stadium": "stadium", "capacity": "stadium.capacity", "older": "singer.age"}

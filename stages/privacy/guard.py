@@ -265,7 +265,7 @@ class RowGuard:
             if column is None:
                 self._grow(table, None)
                 return self.symbols.add_table(self._real_table(table)), table
-            table = self._table_for_column(table, column)
+            table = self.table_for_column(table, column)
             self._grow(table, column)
             return self.symbols.add_column(column), f"{table}.{column}"
         if span.kind == "value":
@@ -286,7 +286,7 @@ class RowGuard:
         tab = self.schema.table(table)
         return tab.name if tab else table
 
-    def _table_for_column(self, table: str, column: str) -> str:
+    def table_for_column(self, table: str, column: str) -> str:
         """A kept table that has `column`, else the first table of the schema with it."""
         kept_lower = {t.lower() for t in self.kept}
         owners = self.schema.tables_with_column(column)
