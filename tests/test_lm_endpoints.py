@@ -99,7 +99,7 @@ def test_a_dead_endpoint_is_set_aside(tmp_path: Path) -> None:
     assert not any(ERROR_KEY in r for r in rows)
     stats = {s["url"]: s for s in model.stats()}
     assert stats[dead]["set_aside"] >= 1
-    down = [e for e in model.endpoints if e.url == dead][0]
+    down = next(e for e in model.endpoints if e.url == dead)
     assert not down.available(time.monotonic())  # still set aside when the stage ended
     # set aside after a couple of refusals, not tried for every row
     assert stats[dead]["requests"] <= 10
