@@ -21,6 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..cli_options import (
+    BatchOpt,
+    BudgetOpt,
     ConcurrencyOpt,
     DataOpt,
     ForceOpt,
@@ -36,6 +38,7 @@ from ..console import out
 from ..environment import models_file
 from ..errors import ConfigError, InputError
 from ..files import write_atomic
+from ..lm.pricing import Budget
 from ..runner import run_pipeline
 from ..transformer import RunOptions
 from .config import REDACTED, iter_dotted, parse_overrides
@@ -249,6 +252,8 @@ def rerun_command(
     max_errors: MaxErrorsOpt = 0,
     no_cache: NoCacheOpt = False,
     progress: ProgressOpt = None,
+    batch: BatchOpt = False,
+    budget: BudgetOpt = None,
 ) -> None:
     """Run again with a recorded run's pipeline and configuration, plus new KEY=VALUE overrides.
 
@@ -286,6 +291,8 @@ def rerun_command(
         progress=progress,
         start=start or 0,
         limit=limit,
+        batch=batch,
+        budget=Budget(budget) if budget is not None else None,
     )
     with tempfile.TemporaryDirectory(prefix="masksql_pipe_rerun_") as folder:
         config_file = Path(folder) / f"{record['id']}.json"
