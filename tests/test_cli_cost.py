@@ -117,3 +117,39 @@ def test_results_json_cost_is_the_rows_total() -> None:
     rows = [{"total_cost": 0.25}, {"total_cost": 0.5}, {"pipe_error": {}, "total_cost": 0.125}]
     assert masksql_summary(rows)["cost"] == 0.875
     assert masksql_summary([{"total_toks": 3}])["cost"] is None  # no prices: no figure
+
+
+def test_function_stages_record_cost_too(tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import ROOT
+
+    data = tmp_path / "simple"
+    data.mkdir()
+    shutil.copy(ROOT / "data" / "samples" / "simple" / "1_input.json", data / "1_input.json")
+    with LoopbackServer() as srv:
+        models = str(models_file(tmp_path, srv))
+        result = cli(
+            "run",
+            "--data",
+            str(data),
+            "--models",
+            models,
+            "--pipeline",
+            "simple",
+            "infer.model.name=loop",
+            "--max-errors",
+            "1000",
+            cwd=tmp_path,
+            env={"OPENAI_API_KEY": SECRET},
+        )
+        assert result.returncode == 0, result.stderr
+        bodies = srv.bodies()
+    expected = 0.0
+    for body in bodies:  # the loopback server's usage: 4 characters a token, echo replies
+        prompt = len("".join(m["content"] for m in body["messages"])) // 4
+        reply = len(next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user"))
+        expected += (prompt * 1000 + min(reply // 4, body.get("max_tokens") or 10**9) * 4000) / 1e6
+    run = json.loads(next((data / ".masksql_pipe" / "runs").glob("*.json")).read_text())
+    infer = next(s for s in run["stages"] if s["name"] == "infer")
+    assert bodies and abs(infer["stats"]["cost"] - expected) < 1e-9

@@ -42,6 +42,7 @@ class FunctionStage(JsonListTransformer):
         from ..lm.cache import ResponseCache
 
         self._latencies: list[float] = []
+        self._price: Any = None
         self._cache = ResponseCache(run.book_dir / "cache.sqlite")
         self._lookup = not run.options.no_cache
 
@@ -52,6 +53,7 @@ class FunctionStage(JsonListTransformer):
         ``--force`` or ``--from`` pays for no prompt twice.
         """
         cache = getattr(self, "_cache", None)
+        self._price = getattr(model, "price", None)  # dollars for what the function returns
         if model.offline or cache is None:
             return await model.complete(messages, **kwargs)
         from ..lm.cache import cache_key
@@ -87,6 +89,22 @@ class FunctionStage(JsonListTransformer):
         )
         self._latencies.append(completion.latency)
 
+    def _add_cost(self, row: dict[str, Any], completion: Any) -> None:
+        """`total_cost` on the row and `cost` in the figures, when the model has a price (a
+        cached answer costs nothing now)."""
+        price = getattr(self, "_price", None)
+        if price is None:
+            return
+        dollars = 0.0
+        if not getattr(completion, "cached", False):
+            dollars = price.cost(
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                getattr(completion, "cached_tokens", 0),
+            )
+        row["total_cost"] = round(float(row.get("total_cost") or 0.0) + dollars, 10)
+        self.stats["cost"] = round(float(self.stats.get("cost", 0.0)) + dollars, 8)
+
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         results = dict(row.get(RESULTS_KEY) or {})
         missing = [name for name in self.inputs if name not in results]
@@ -107,6 +125,7 @@ class FunctionStage(JsonListTransformer):
             )
             row["total_latency"] = float(row.get("total_latency", 0.0)) + value.latency
             self._count_call(value)
+            self._add_cost(row, value)
             value = value.text
         results[self.name] = value
         row[RESULTS_KEY] = results
