@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from lm_fixtures import SECRET, questions, read_rows, write_input
 
 from masksql_pipe.testing import LoopbackServer, prompt_id
@@ -29,7 +30,7 @@ SCRIPT = textwrap.dedent(
         def _process_output(self, row, output):
             return output
 
-    options = RunOptions(concurrency=8, progress=False)
+    options = RunOptions(concurrency=8, progress=False, no_cache=sys.argv[2] == "no-cache")
     asyncio.run(Pipeline([Ask("answer", "loop")], options).run(sys.argv[1]))
     """
 )
@@ -37,16 +38,17 @@ SCRIPT = textwrap.dedent(
 ROWS = 120
 
 
-def _run(script: Path, data: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _run(script: Path, data: Path, env: dict[str, str], cache: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, str(script), str(data)],
+        [sys.executable, str(script), str(data), cache],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
 
 
-def test_rerun_after_kill_sends_no_prompt_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", ["cache", "no-cache"])  # no-cache: the journal alone
+def test_rerun_after_kill_sends_no_prompt_twice(tmp_path: Path, cache: str) -> None:
     data = write_input(tmp_path / "data", questions(ROWS))
     script = tmp_path / "run_pipeline.py"
     script.write_text(SCRIPT, encoding="utf-8")
@@ -56,7 +58,7 @@ def test_rerun_after_kill_sends_no_prompt_twice(tmp_path: Path) -> None:
         env = {**os.environ, "MASKSQL_PIPE_MODELS": str(config), "OPENAI_API_KEY": SECRET}
         env.pop("OPENAI_BASE_URL", None)
 
-        proc = _run(script, data, env)
+        proc = _run(script, data, env, cache)
         deadline = time.monotonic() + 30
         while sum(srv.answers_by_prompt().values()) < 40:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
@@ -71,7 +73,7 @@ def test_rerun_after_kill_sends_no_prompt_twice(tmp_path: Path) -> None:
         sent_before = srv.requests
         assert sent_before < ROWS
 
-        rerun = _run(script, data, env)
+        rerun = _run(script, data, env, cache)
         out, err = rerun.communicate(timeout=60)
         assert rerun.returncode == 0, err.decode()
         by_prompt = srv.requests_by_prompt()

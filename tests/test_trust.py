@@ -336,3 +336,68 @@ def test_latest_warns_when_a_newer_run_log_is_unreadable(data_dir: Path) -> None
     result = cli("history", "--data", str(data_dir))
     assert "'cases'" in result.stderr and str(older) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+KILL_INSIDE_WRITE = """
+import asyncio, os, sys
+from helpers_stages import AddNumber
+from masksql_pipe import Pipeline, RunOptions
+real_fdopen = os.fdopen
+
+
+class HalfThenDie:
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, data):
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        os._exit(9)  # killed halfway through writing the stage file
+
+
+def fdopen(fd, *args, **kwargs):
+    handle = real_fdopen(fd, *args, **kwargs)
+    target = os.readlink(f"/proc/self/fd/{fd}")
+    if "2_AddNumber.json" in target and "/.masksql_pipe/" not in target:
+        return HalfThenDie(handle)
+    return handle
+
+
+os.fdopen = fdopen
+asyncio.run(Pipeline([AddNumber(1)], RunOptions(progress=False)).run(sys.argv[1]))
+"""
+
+
+def test_a_kill_inside_the_write_leaves_no_file_that_looks_finished(data_dir: Path) -> None:
+    write_rows(data_dir / "1_input.json", [{"x": i, "text": "y" * 200} for i in range(500)])
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_INSIDE_WRITE, str(data_dir / "1_input.json")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 9, proc.stderr
+    output = data_dir / "2_AddNumber.json"
+    assert not output.exists(), "half a stage file under its final name"
+    assert list(data_dir.glob(".2_AddNumber.json.*.tmp"))  # the cut write is a hidden temp file
+    script = (
+        "import asyncio, sys\n"
+        "from helpers_stages import AddNumber\n"
+        "from masksql_pipe import Pipeline, RunOptions\n"
+        "asyncio.run(Pipeline([AddNumber(1)], RunOptions(progress=False)).run(sys.argv[1]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(data_dir / "1_input.json")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [row["y"] for row in load(output)] == [i + 1 for i in range(500)]
+    assert not list(data_dir.glob(".*.tmp"))
