@@ -34,7 +34,7 @@ Reply = Callable[[list[dict[str, Any]]], str]
 BodyReply = Callable[[dict[str, Any]], str]
 """A reply computed from the whole request body (messages, response_format, max_tokens...)."""
 
-FAULTS = ("429", "500", "hang", "malformed", "401", "length")
+FAULTS = ("429", "500", "hang", "malformed", "401", "403", "length")
 """Fault names; "ok" (or None) in a schedule means answer normally. "length" sends the first
 half of the reply with `finish_reason: "length"`."""
 
@@ -257,6 +257,8 @@ class LoopbackServer:
                 self._faults_sent[fault] += 1
         if self.latency:
             await asyncio.sleep(self.latency)
+        if fault == "403":
+            return _error(403, "permission_denied", "You are not allowed to use this model.")
         if fault == "401":
             # as OpenAI does: the start of the presented key, masked (a leak to scrub)
             given = (request.headers.get("Authorization") or "").removeprefix("Bearer ")

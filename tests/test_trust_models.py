@@ -143,3 +143,42 @@ def test_secrets_in_argv_config_and_errors_never_reach_the_run_log(tmp_path: Pat
     for file in data.rglob("*"):
         if file.is_file():
             assert SECRET[:6] not in file.read_bytes().decode("utf-8", "replace"), file
+
+
+def test_status_judges_endpoints_by_the_record_not_the_shell(tmp_path: Path) -> None:
+    data = _simple(tmp_path)
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  loop:\n    model: loop-model\n    api_key_env: LOOP_KEY\n")
+    with LoopbackServer() as server:
+        env = {"LOOP_KEY": "k" * 20, "OPENAI_BASE_URL": server.base_url}
+        args = ("--data", str(data), "--pipeline", "simple", "infer.model.name=loop")
+        assert cli(*args, "--models", str(models), env=env).returncode in (0, 1)
+    # a shell without OPENAI_BASE_URL (and without the key)
+    result = cli("status", "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if "3_infer.json" in line)
+    assert "up to date" in line and "stage code or parameters" not in result.stdout
+    assert "recorded endpoint" in result.stdout
+    assert "will rerun" not in result.stdout and "stale" not in result.stdout
+
+
+async def test_forbidden_model_stops_the_stage(tmp_path: Path) -> None:
+    from lm_fixtures import Ask, questions, registry_for, write_input
+
+    from masksql_pipe import Pipeline, RunOptions
+    from masksql_pipe.errors import ModelError
+
+    path = write_input(tmp_path, questions(40))
+    with LoopbackServer(fault_rate=1.0, fault_kinds=("403",)) as server:
+        registry = registry_for(server, max_retries=3)
+        pipeline = Pipeline(
+            [Ask("answer", "loop")], RunOptions(progress=False, registry=registry, concurrency=4)
+        )
+        try:
+            await pipeline.run(path)
+            stopped = False
+        except ModelError as exc:
+            stopped = "HTTP 403" in str(exc)
+        await registry.aclose()
+        assert stopped and server.requests <= 4  # the calls in flight, not 40 rows x retries
+    assert not (tmp_path / "2_Ask.json").exists()
