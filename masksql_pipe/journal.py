@@ -122,7 +122,12 @@ class RowJournal:
             payload = orjson.dumps(pending)
         except TypeError:
             payload = orjson.dumps(self._serializable(pending))
-        _write_all(self._fd, b"%s %08x %s\n" % (self.tag, zlib.crc32(payload), payload))
+        # writev: the line goes out without copying the payload (90 MB on a large stage)
+        parts = [b"%s %08x " % (self.tag, zlib.crc32(payload)), payload, b"\n"]
+        written = os.writev(self._fd, parts)
+        total = len(parts[0]) + len(payload) + 1
+        if written < total:  # a partial write: hand over the rest
+            _write_all(self._fd, b"".join(parts)[written:])
 
     def _serializable(self, pending: list[list[Any]]) -> list[list[Any]]:
         """Slow path: replace rows orjson cannot serialize by what ``on_unserializable`` says.

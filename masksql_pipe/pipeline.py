@@ -277,7 +277,8 @@ class Pipeline:
         raw = await read_bytes_async(in_path)
         in_digest = BackgroundDigest(raw)
         rows = parse_rows(raw, in_path)
-        check_error_fields(rows, in_path)
+        if ERROR_KEY.encode() in raw:  # a scan in C; the rows are looked at only if needed
+            check_error_fields(rows, in_path)
         in_state = FileState.of_bytes(in_path, raw, in_digest.result())
         del raw
         # the parsed rows are long-lived and hold no cycles: keep the collector off them
