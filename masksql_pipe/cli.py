@@ -399,6 +399,7 @@ def _mistyped_option(command: str, message: str) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: a bare ``--data DIR`` means ``run --data DIR``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _converted_options.clear()  # main() may run several times in one process (tests)
     commands = command_names()
     if args and args[0] not in commands and args[0] not in ("--help", "-h"):
         if not args[0].startswith("-") and "=" not in args[0]:

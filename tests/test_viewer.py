@@ -191,3 +191,21 @@ def test_view_command_serves_the_page_on_loopback(run_folder: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_journey_aligns_the_input_with_start(tmp_path: Path) -> None:
+    """With --start 2, row 0 of the later files is row 2 of the input file."""
+    from masksql_pipe.viewer import RunFolder
+
+    folder = tmp_path / "d"
+    rows = [{"id": f"r{i}", "x": i} for i in range(6)]
+    (folder).mkdir()
+    (folder / "1_input.json").write_bytes(orjson.dumps(rows))
+    done = cli(
+        "--data", str(folder), "--pipeline", "helpers_stages:CountingPipeline", "--start", "2"
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    journey = RunFolder(folder).journey(0)
+    assert journey["start_offset"] == 2
+    assert journey["steps"][0]["row"] == rows[2]
+    assert all(step["row"]["id"] == "r2" for step in journey["steps"])
