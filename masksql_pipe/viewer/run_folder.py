@@ -14,6 +14,7 @@ import orjson
 
 from ..errors import InputError
 from ..files import BOOKKEEPING_DIR, numbered_files, read_rows
+from ..prompt_log import prompt_log_path, read_prompt_log
 from ..row_diff import row_diff
 from ..transformer import ERROR_KEY
 
@@ -151,7 +152,7 @@ class RunFolder:
     # -- prompt logs ---------------------------------------------------------------------------
 
     def _prompt_log(self, stage_path: Path) -> Path:
-        return self.data / BOOKKEEPING_DIR / "prompts" / f"{stage_path.stem}.jsonl"
+        return prompt_log_path(self.data / BOOKKEEPING_DIR, stage_path.stem)
 
     def prompts(self, file: str, index: int) -> list[dict[str, Any]]:
         """The model calls a stage made for row ``index``: messages, reply, tokens, latency,
@@ -159,7 +160,7 @@ class RunFolder:
         log = self._prompt_log(self.stage_file(file))
         if not log.is_file():
             return []
-        return [call for call in self._cached(log, read_prompt_log).get(index, [])]
+        return list(self._cached(log, calls_by_row).get(index, []))
 
     # -- run logs ------------------------------------------------------------------------------
 
@@ -241,15 +242,11 @@ def row_label(row: dict[str, Any]) -> str:
     return text if len(text) <= 90 else text[:89] + "…"
 
 
-def read_prompt_log(path: Path) -> dict[int, list[dict[str, Any]]]:
-    """A prompt log's calls grouped by row index (a torn or foreign line is skipped)."""
+def calls_by_row(path: Path) -> dict[int, list[dict[str, Any]]]:
+    """A prompt log's calls grouped by row index, in log order (every run's, oldest first)."""
     calls: dict[int, list[dict[str, Any]]] = {}
-    with open(path, "rb") as handle:  # read-only
-        for line in handle:
-            try:
-                call = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(call, dict) and isinstance(call.get("row"), int):
-                calls.setdefault(call["row"], []).append(call)
+    for call in read_prompt_log(path):
+        row = call.get("row")
+        if isinstance(row, int) and not isinstance(row, bool):
+            calls.setdefault(row, []).append(call)
     return calls
