@@ -62,7 +62,7 @@ class BatchService:
         self._ids = itertools.count(1)
         self._attempts: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
-        """Requests received: upload, create, retrieve, cancel, content."""
+        """Requests received: upload, create, list, retrieve, cancel, content."""
         self.batch_sizes: list[int] = []
         """Lines in each created batch, in creation order."""
 
@@ -72,6 +72,7 @@ class BatchService:
         app.router.add_get("/v1/files/{id}", self._file_info)
         app.router.add_get("/v1/files/{id}/content", self._content)
         app.router.add_post("/v1/batches", self._create)
+        app.router.add_get("/v1/batches", self._list)
         app.router.add_get("/v1/batches/{id}", self._retrieve)
         app.router.add_post("/v1/batches/{id}/cancel", self._cancel)
 
@@ -165,6 +166,14 @@ class BatchService:
             self._batches[batch.id] = batch
             self.batch_sizes.append(len(lines))
         return _json(self._view(batch))
+
+    async def _list(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self.counts["list"] += 1
+            batches = list(self._batches.values())[::-1]  # newest first, one page
+        return _json(
+            {"object": "list", "data": [self._view(b) for b in batches], "has_more": False}
+        )
 
     async def _retrieve(self, request: web.Request) -> web.Response:
         batch_id = request.match_info["id"]

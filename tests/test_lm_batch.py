@@ -245,3 +245,49 @@ def test_batch_state_and_counts_reach_the_progress_line(tmp_path: Path) -> None:
         asyncio.run(go())
     assert any("in_progress" in s for s in seen) and "completed 3/3 done, 0 failed" in seen[-1]
     assert "batch-" in stream.getvalue() and "in_progress" in stream.getvalue()
+
+
+def _stopped_after_upload(tmp_path: Path, srv: LoopbackServer, create: bool) -> tuple[Path, dict]:
+    """A record as a run leaves it when killed after uploading (and maybe creating) a batch."""
+    from masksql_pipe.lm.openai_model import OpenAIModel
+
+    model = OpenAIModel("m", model="m", base_url=srv.base_url, api_key=SECRET)
+    bodies = {f"k{i}": model.request_body([{"role": "user", "content": f"{i}"}]) for i in range(4)}
+    record = tmp_path / "record.json"
+
+    async def crash() -> None:
+        runner = BatchRunner(model.batch_client(), record, FAST)
+        entry = await runner._upload(list(runner._chunks(list(bodies), bodies)[0]))
+        runner._save([entry])
+        if create:  # the batch exists, its id never reached the record
+            await model.batch_client().batches.create(
+                input_file_id=entry["input_file_id"],
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+            )
+        await model.aclose()
+
+    asyncio.run(crash())
+    return record, bodies
+
+
+@pytest.mark.parametrize("created", [False, True])
+def test_a_run_stopped_between_upload_and_record_submits_nothing_twice(
+    tmp_path: Path, created: bool
+) -> None:
+    from masksql_pipe.lm.openai_model import OpenAIModel
+
+    with LoopbackServer() as srv:
+        record, bodies = _stopped_after_upload(tmp_path, srv, created)
+        assert srv.batches.counts["upload"] == 1
+        model = OpenAIModel("m", model="m", base_url=srv.base_url, api_key=SECRET)
+
+        async def resume() -> int:
+            runner = BatchRunner(model.batch_client(), record, FAST)
+            outcome = await runner.run(bodies)
+            await model.aclose()
+            return len(outcome.answers)
+
+        assert asyncio.run(resume()) == 4
+        assert srv.batches.counts["upload"] == 1  # the uploaded file is used, not sent again
+        assert srv.batches.counts["create"] == 1  # the batch found by its file, or made once

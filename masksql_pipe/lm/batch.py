@@ -2,11 +2,13 @@
 
 The prompts the cache cannot answer are written as JSONL (one chat request a line, `custom_id`
 = the response-cache key), uploaded (`files.create`, purpose `batch`) and submitted
-(`batches.create`, endpoint `/v1/chat/completions`). The batch id is written to a record file
-before any waiting, so an interrupted run (Ctrl-C, kill -9, a closed laptop) polls the same
-batch again and never submits it twice. Batches past the provider's limits (requests or bytes
-per file) are split. Polling backs off; terminal batches are downloaded: answered lines become
-completions, failed, expired or cancelled lines become per-prompt errors.
+(`batches.create`, endpoint `/v1/chat/completions`). The uploaded file's id and then the
+batch id are written to a record file before any waiting, so an interrupted run (Ctrl-C,
+kill -9, a closed laptop) polls the same batch again and never submits it twice; a run stopped
+between creating a batch and recording it finds the batch by its input file. Batches past the
+provider's limits (requests or bytes per file) are split. Polling backs off; terminal batches
+are downloaded: answered lines become completions, failed, expired or cancelled lines become
+per-prompt errors.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from masksql_pipe.lm.pricing import cached_tokens
 
 ENDPOINT = "/v1/chat/completions"
 TERMINAL = ("completed", "expired", "cancelled", "failed")
+LIST_LIMIT = 1000
+"""Recent batches searched for one created just before an interruption."""
 
 BATCH_KEYS = ("max_requests", "max_bytes", "poll_seconds", "max_poll_seconds", "window")
 
@@ -112,7 +116,12 @@ class BatchRunner:
     def _load(self) -> list[dict[str, Any]]:
         data = read_json(self.record)
         entries = data.get("batches") if isinstance(data, dict) else None
-        return [e for e in entries or [] if isinstance(e, dict) and isinstance(e.get("id"), str)]
+        return [
+            e
+            for e in entries or []
+            if isinstance(e, dict)
+            and (isinstance(e.get("id"), str) or isinstance(e.get("input_file_id"), str))
+        ]
 
     def _save(self, entries: list[dict[str, Any]]) -> None:
         if entries:
@@ -137,10 +146,14 @@ class BatchRunner:
                 entries.append(entry)
                 needed -= set(entry["keys"])
         self._save(entries)  # batches for prompts no longer needed are forgotten
+        for entry in entries:
+            if entry.get("id") is None:  # interrupted between the upload and the batch
+                await self._create(entry, entries)
         for chunk in self._chunks([k for k in requests if k in needed], requests):
-            entry = await self._submit(chunk, requests)
+            entry = await self._upload(chunk)
             entries.append(entry)
-            self._save(entries)  # the id is on disk before any waiting
+            self._save(entries)  # the uploaded file is on disk before the batch exists
+            await self._create(entry, entries)
         await asyncio.gather(*(self._follow(entry, entries, outcome) for entry in entries))
         return outcome
 
@@ -172,26 +185,43 @@ class BatchRunner:
             chunks.append(current)
         return chunks
 
-    async def _submit(
-        self, chunk: list[tuple[str, bytes]], requests: dict[str, dict[str, Any]]
-    ) -> dict[str, Any]:
+    async def _upload(self, chunk: list[tuple[str, bytes]]) -> dict[str, Any]:
         data = b"\n".join(line for _, line in chunk) + b"\n"
         uploaded = await self.client.files.create(
             file=("batch_input.jsonl", data, "application/jsonl"), purpose="batch"
         )
-        batch = await self.client.batches.create(
-            input_file_id=uploaded.id,
-            endpoint=ENDPOINT,
-            completion_window=self.settings.window,
-        )
-        self.submitted += 1
         return {
-            "id": batch.id,
+            "id": None,
             "input_file_id": uploaded.id,
             "keys": [key for key, _ in chunk],
             "created": time.time(),
-            "state": "submitted",
+            "state": "uploaded",
         }
+
+    async def _create(self, entry: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+        """Create the batch of an uploaded file, unless one exists already (a run stopped
+        between creating it and writing its id finds it by its input file), and record its id
+        before any waiting."""
+        found = None
+        if entry.get("resumed"):
+            seen = 0
+            async for batch in self.client.batches.list(limit=100):  # newest first
+                if batch.input_file_id == entry["input_file_id"]:
+                    found = batch
+                    break
+                seen += 1
+                if seen >= LIST_LIMIT:
+                    break
+        if found is None:
+            found = await self.client.batches.create(
+                input_file_id=entry["input_file_id"],
+                endpoint=ENDPOINT,
+                completion_window=self.settings.window,
+            )
+            self.submitted += 1
+        entry["id"] = found.id
+        entry["state"] = "submitted"
+        self._save(entries)
 
     async def _follow(
         self, entry: dict[str, Any], entries: list[dict[str, Any]], outcome: BatchOutcome
