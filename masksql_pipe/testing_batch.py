@@ -54,6 +54,8 @@ class BatchService:
         self.seed = 0
         self.expire = False
         """When true, a batch expires at its deadline with only the first half answered."""
+        self.invalid: str | None = None
+        """When set, batches fail validation with this message (status "failed", no lines run)."""
         self.max_requests = 50_000
         self.max_bytes = 200 * 1024**2
         self._lock = threading.Lock()
@@ -201,6 +203,11 @@ class BatchService:
         if batch.status in ("completed", "expired", "cancelled", "failed"):
             return
         age = time.time() - batch.created
+        if self.invalid is not None:
+            batch.status = "failed"
+            batch.finished_at = int(time.time())
+            batch.counts["failed"] = 0
+            return
         if batch.cancel_requested:
             if batch.status != "cancelling":
                 batch.status = "cancelling"
@@ -284,7 +291,9 @@ class BatchService:
             "id": batch.id,
             "object": "batch",
             "endpoint": batch.endpoint,
-            "errors": None,
+            "errors": None
+            if batch.status != "failed"
+            else {"object": "list", "data": [{"code": "invalid_request", "message": self.invalid}]},
             "input_file_id": batch.input_file_id,
             "completion_window": batch.completion_window,
             "status": batch.status,

@@ -291,3 +291,23 @@ def test_a_run_stopped_between_upload_and_record_submits_nothing_twice(
         assert asyncio.run(resume()) == 4
         assert srv.batches.counts["upload"] == 1  # the uploaded file is used, not sent again
         assert srv.batches.counts["create"] == 1  # the batch found by its file, or made once
+
+
+def test_a_batch_that_fails_validation_is_reported(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data = write_input(tmp_path / "data", questions(4))
+    with LoopbackServer() as srv:
+        srv.batches.invalid = "model 'm' does not support the batch API"
+        registry = registry_for(srv, batch=FAST)
+        engine = Pipeline([Ask("answer", "loop")], RunOptions(progress=None, registry=registry))
+
+        async def go() -> None:
+            await engine.run(data)
+            await registry.aclose()
+
+        asyncio.run(go())
+    rows = read_rows(tmp_path / "data" / "2_Ask.json")
+    assert all("does not support the batch API" in r[ERROR_KEY]["message"] for r in rows)
+    err = capfd.readouterr().err
+    assert "failed validation (model 'm' does not support the batch API)" in err
