@@ -35,8 +35,6 @@ from .console import err, fail, out
 from .errors import ConfigError, InputError, PipeError
 from .files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
 from .row_diff import row_diff
-from .runner import build_run, find_input_file, run_pipeline
-from .transformer import ERROR_KEY, RunOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -72,6 +70,8 @@ def run_command(
 ) -> None:
     """Run a pipeline over DIR/1_input.json, reusing every stage that is up to date."""
     from .lm.pricing import Budget
+    from .runner import run_pipeline
+    from .transformer import RunOptions
 
     options = RunOptions(
         concurrency=concurrency,
@@ -108,6 +108,9 @@ def status_command(
     With no settings given, stages are judged against the last run's pipeline, configuration
     and --start/--limit (they are part of the fingerprints); give settings to judge others.
     """
+    from .runner import build_run, find_input_file
+    from .transformer import RunOptions
+
     input_file = find_input_file(data)
     with _last_run_settings(data, pipeline, overrides, config, start, limit) as settings:
         pipeline, config, start, limit, recorded_models = settings
@@ -244,6 +247,8 @@ def show_command(
     ] = False,
 ) -> None:
     """Print one row of a stage file, or with --diff what that stage changed in it."""
+    from .transformer import ERROR_KEY
+
     path = find_stage_file(data, stage)
     rows = read_rows(path)
     if not 0 <= row < len(rows):

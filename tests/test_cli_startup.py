@@ -97,3 +97,34 @@ def test_importing_changes_no_process_state() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_help_loads_neither_the_engine_nor_the_configuration_layer() -> None:
+    """`--help` stays fast as the project grows: the engine, templates, pydantic configuration
+    and the model layer are imported by the commands that use them, not to print help."""
+    probe = (
+        "import sys\n"
+        "from masksql_pipe.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ['masksql_pipe.pipeline', 'masksql_pipe.prompt', 'masksql_pipe.lm',\n"
+        "         'masksql_pipe.experiment.config', 'stages', 'pydantic', 'jinja2']\n"
+        "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "LOADED="
+
+
+def test_lazy_exports_all_resolve() -> None:
+    import masksql_pipe
+    import masksql_pipe.experiment
+
+    for package in (masksql_pipe, masksql_pipe.experiment):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, name
+        assert set(package.__all__) <= set(dir(package))

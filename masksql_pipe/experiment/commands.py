@@ -38,14 +38,6 @@ from ..console import out
 from ..environment import models_file
 from ..errors import ConfigError, InputError
 from ..files import write_atomic
-from ..lm.pricing import Budget
-from ..runner import run_pipeline
-from ..transformer import RunOptions
-from .config import REDACTED, iter_dotted, parse_overrides
-from .config_diff import config_differences
-from .pipeline import builtin_pipelines, load_pipeline
-from .report import compare, format_run, render_comparison, render_summary
-from .runlog import list_runs, load_run, recorded_option, runs_dir
 
 
 def _out() -> Console:
@@ -64,6 +56,8 @@ def pipelines_command(
     ] = None,
 ) -> None:
     """List the built-in pipelines (and any given by module path) with their required settings."""
+    from .pipeline import builtin_pipelines, load_pipeline
+
     table = Table(title="Pipelines", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("description")
@@ -139,6 +133,8 @@ def history_command(
     limit: Annotated[int, typer.Option(help="Show at most this many runs.", min=1)] = 20,
 ) -> None:
     """Recent runs of a dataset, newest first: id, time, pipeline, cases, passed, errors, tokens."""
+    from .runlog import list_runs, runs_dir
+
     runs = list_runs(data)
     if not runs:
         raise InputError(f"{runs_dir(data)}: no runs recorded yet")
@@ -178,11 +174,17 @@ def _count(value: Any) -> str:
 
 def summarize_command(run: RunArg, data: DataOpt) -> None:
     """Stage table, case table and totals of one run."""
+    from .report import render_summary
+    from .runlog import load_run
+
     render_summary(load_run(data, run), _out())
 
 
 def format_command(run: RunArg, data: DataOpt) -> None:
     """Every case of one run: outcome, error (stage and message) and result."""
+    from .report import format_run
+    from .runlog import load_run
+
     format_run(load_run(data, run), _out())
 
 
@@ -193,6 +195,10 @@ def compare_command(
 ) -> None:
     """Two runs side by side, the cases whose outcome changed from A to B, the settings that
     differ."""
+    from .config_diff import config_differences
+    from .report import compare, render_comparison
+    from .runlog import load_run
+
     record_a, record_b = load_run(data, run_a), load_run(data, run_b)
     render_comparison(compare(record_a, record_b), _out())
     differences = config_differences(record_a.get("config", {}), record_b.get("config", {}))
@@ -219,6 +225,7 @@ def report_command(
 ) -> None:
     """Write a self-contained HTML report of a run (or a comparison) and print its path."""
     from .html import comparison_html, run_html
+    from .runlog import load_run, runs_dir
 
     record = load_run(data, run)
     if compare_with is None:
@@ -260,6 +267,12 @@ def rerun_command(
     The recorded ``--start``/``--limit``/``--models`` are reused unless given anew; settings
     the log holds redacted (secrets) must be supplied again as overrides.
     """
+    from ..lm.pricing import Budget
+    from ..runner import run_pipeline
+    from ..transformer import RunOptions
+    from .config import REDACTED, iter_dotted, parse_overrides
+    from .runlog import load_run, recorded_option
+
     record = load_run(data, run)
     pipeline = record.get("pipeline")
     config = record.get("config")
