@@ -104,7 +104,7 @@ def _defining_module(package: str, name: str, depth: int = 0) -> str:
     path = _project_source(package)
     if path is None or path.name != "__init__.py" or depth > 5:
         return package
-    for node in _parsed(path).body:
+    for node in ast.walk(_parsed(path)):  # also under `if TYPE_CHECKING:` (lazy packages)
         if isinstance(node, ast.ImportFrom) and any(
             (alias.asname or alias.name) == name for alias in node.names
         ):

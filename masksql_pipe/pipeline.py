@@ -49,6 +49,7 @@ from .records import (
     pending_path,
     promote,
 )
+from .scrub import scrub
 from .transformer import ERROR_KEY, JsonListTransformer, RowCounter, RunOptions, StageRun
 
 MAX_TRACEBACKS = 50
@@ -419,6 +420,7 @@ class Pipeline:
             "stats": stage.stats,
             "tracebacks": [{"row": row, "traceback": text} for row, text in self.tracebacks[key]],
         }
+        record = scrub(record)  # a key in a parameter or a traceback never reaches the file
         write_json(pending_path(book, key), record)
         await asyncio.to_thread(write_atomic, out_path, data)  # fsync off the event loop
         out_state = FileState.of_bytes(out_path, data, pending_state.digest)

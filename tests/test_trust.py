@@ -401,3 +401,21 @@ def test_a_kill_inside_the_write_leaves_no_file_that_looks_finished(data_dir: Pa
     assert proc.returncode == 0, proc.stderr
     assert [row["y"] for row in load(output)] == [i + 1 for i in range(500)]
     assert not list(data_dir.glob(".*.tmp"))
+
+
+def test_a_name_imported_from_a_package_pulls_in_only_its_defining_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from masksql_pipe.code_digest import module_closure
+
+    package = tmp_path / "closuretool"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text(HELPER.format(value=1))
+    (package / "stage.py").write_text(STAGE.replace("mytool", "closuretool"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    __import__("closuretool.stage")
+    covered = module_closure("closuretool.stage")
+    assert {"closuretool.stage", "closuretool.helper", "masksql_pipe.transformer"} <= set(covered)
+    # the package's lazy __init__ re-exports the engine; only the defining module counts
+    assert "masksql_pipe.pipeline" not in covered and "masksql_pipe" not in covered
