@@ -59,9 +59,10 @@ class RowJournal:
         try:
             header = orjson.loads(lines[0])
         except orjson.JSONDecodeError:
+            self.rejected = len([line for line in lines if line])  # a damaged header line
             return {}
         if header != self.header:
-            return {}
+            return {}  # another version of the stage or another input: a normal restart
         rows: dict[int, dict[str, Any]] = {}
         prefix = len(self.tag) + 10  # "<tag> <crc8> "
         for line in lines[1:]:

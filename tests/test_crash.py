@@ -159,3 +159,33 @@ def test_ctrl_c_exits_cleanly_and_resumes(tmp_path: Path) -> None:
     second = side_counts(side)["start"][len(first["start"]) :]
     # the journal was flushed on Ctrl-C: exactly the unfinished rows run again
     assert sorted(second) == sorted(set(range(200)) - set(first["end"]))
+
+
+def test_damaged_journal_lines_are_named_and_their_rows_run_again(tmp_path: Path) -> None:
+    rows = [{"x": i} for i in range(40)]
+    data = tmp_path / "data"
+    write_rows(data / "1_input.json", rows)
+    side = tmp_path / "side.log"
+    proc = _start(data, side)
+    _wait_for(side, 12, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    journal = data / ".masksql_pipe" / "journal" / "3_Logged.jsonl"
+    lines = journal.read_bytes().split(b"\n")
+    damaged = _journaled_line(lines[1])  # the rows of the first line, altered on disk
+    lines[1] = lines[1].replace(b'"logged":', b'"lagged":')
+    journal.write_bytes(b"\n".join(lines))
+    proc = _start(data, side)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr.decode()
+    warning = [line for line in stderr.decode().splitlines() if str(journal) in line]
+    assert warning and "ignored" in warning[0]
+    result = orjson.loads((data / "3_Logged.json").read_bytes())
+    assert [row["logged"] for row in result] == [i * 10 for i in range(40)]
+    assert not any("lagged" in row for row in result)
+    starts = side_counts(side)["start"]
+    assert all(starts.count(index) == 2 for index in damaged)  # processed again
+
+
+def _journaled_line(line: bytes) -> set[int]:
+    return {index for index, _row in orjson.loads(line.split(b" ", 2)[-1])}
