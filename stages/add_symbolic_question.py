@@ -53,7 +53,8 @@ MAX_LINK_WORDS = 4
 def checked_links(question: str, links: dict[str, Any], guard: RowGuard) -> dict[str, Any]:
     """The small model's links, made safe to mask with: a term that spells a schema name links
     to that name; a term that is a database value, longer than MAX_LINK_WORDS words or only
-    part of a longer schema name is dropped (the guard then masks what it holds)."""
+    part of a longer schema name is dropped (the guard then masks what it holds). A linked
+    item the ranking dropped is kept again (the guard's kept schema grows by it)."""
     forms = name_forms(guard.schema).items
     partial_free = drop_partial_links(question, links, guard.name_spans(question))
     cells = guard.index.lookup(normalize(str(t)) for t in partial_free) if guard.index else {}
@@ -63,10 +64,13 @@ def checked_links(question: str, links: dict[str, Any], guard: RowGuard) -> dict
         if low in forms:
             table, column = forms[low]
             if column is not None:
-                table = f"{guard.table_for_column(table, column)}.{column}"
+                table = f"{guard.keep_column(table, column)}.{column}"
             out[term] = table
         elif len(str(term).split()) <= MAX_LINK_WORDS and normalize(str(term)) not in cells:
             out[term] = item
+    for item in out.values():
+        if isinstance(item, str):
+            guard.keep_item(item)
     return out
 
 

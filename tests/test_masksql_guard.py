@@ -175,5 +175,17 @@ def test_small_model_links_are_checked_before_masking(music) -> None:
         "capacity": "singer.age",  # spells another column's name
         "older": "singer.age",  # a synonym the small model may well know
     }
-    checked = checked_links(question, links, guard_for(music, {"singer": ["singer_id"]}))
+    guard = guard_for(music, {"singer": ["singer_id"]})
+    checked = checked_links(question, links, guard)
     assert checked == {"stadium": "stadium", "capacity": "stadium.capacity", "older": "singer.age"}
+    # the linked items are kept again, with symbols, so the symbolic schema shows them
+    assert guard.filtered_schema()["singer"] == ["singer_id", "age"]
+    assert "capacity" in guard.filtered_schema()["stadium"]
+    assert guard.symbols.column_symbol("capacity") and guard.symbols.column_symbol("age")
+
+
+def test_a_masked_column_name_is_kept_in_every_kept_table_that_has_it(music) -> None:
+    guard = guard_for(music, {"singer": ["singer_id"], "stadium": ["stadium_id"]})
+    assert guard.mask("the names") == "the C3"
+    kept = guard.filtered_schema()
+    assert "name" in kept["singer"] and "name" in kept["stadium"]

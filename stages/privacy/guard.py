@@ -265,8 +265,7 @@ class RowGuard:
             if column is None:
                 self._grow(table, None)
                 return self.symbols.add_table(self._real_table(table)), table
-            table = self.table_for_column(table, column)
-            self._grow(table, column)
+            table = self.keep_column(table, column)
             return self.symbols.add_column(column), f"{table}.{column}"
         if span.kind == "value":
             cell = self._pick_cell(span.payload)
@@ -304,6 +303,31 @@ class RowGuard:
             if self.schema.column(cell.table, cell.column) is not None:
                 return cell
         return cells[0]
+
+    def keep_column(self, table: str, column: str) -> str:
+        """Keep column `column` in every kept table that has it (one C# stands for the name in
+        all of them, so the remote model may use it with any), else in the first table of the
+        schema that has it; returns the table it was meant for."""
+        kept_lower = {t.lower() for t in self.kept}
+        owners = [
+            t.name for t in self.schema.tables_with_column(column) if t.name.lower() in kept_lower
+        ]
+        chosen = self.table_for_column(table, column)
+        for owner in owners or [chosen]:
+            self._grow(owner, column)
+        return chosen
+
+    def keep_item(self, item: str) -> None:
+        """Keep a schema item ("table" or "table.column") the small model linked to."""
+        table_name, _, column_name = item.partition(".")
+        table = self.schema.table(table_name.strip())
+        if table is None:
+            return
+        column = table.column(column_name.strip()) if column_name else None
+        if column is not None:
+            self._grow(table.name, column.name)
+        elif not column_name:
+            self._grow(table.name, None)
 
     def _grow(self, table: str, column: str | None) -> None:
         """Keep `table` (and `column`) in the kept schema and give every kept item a symbol."""
