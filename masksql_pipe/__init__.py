@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .dag import build_stages, order_nodes
     from .dotted import delete_path, get_path, set_path
     from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
+    from .experiment.pipeline import ExperimentPipeline
     from .files import read_rows
     from .lm.pricing import Budget, BudgetExceeded, Price
     from .pipeline import Pipeline, StageInterrupted
@@ -27,6 +28,7 @@ _EXPORTS = {
     "ConfigError": ".errors",
     "CopyTransformer": ".common",
     "DeleteProp": ".common",
+    "ExperimentPipeline": ".experiment.pipeline",
     "ERROR_KEY": ".transformer",
     "FilterList": ".common",
     "InputError": ".errors",
@@ -63,6 +65,7 @@ __all__ = [
     "ConfigError",
     "CopyTransformer",
     "DeleteProp",
+    "ExperimentPipeline",
     "FilterList",
     "InputError",
     "JsonListTransformer",
