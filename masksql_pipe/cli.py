@@ -279,8 +279,11 @@ def view_command(
         int, typer.Option(help="Port on 127.0.0.1 (0: any free one).", min=0, max=65535)
     ] = 8765,
 ) -> None:
-    """Open a local web page to inspect a run by hand: each row through every stage, its model
-    calls, errors, filters. Read-only; listens on 127.0.0.1 only; Ctrl-C stops it."""
+    """Inspect a run by hand in a local web page (read-only, 127.0.0.1 only).
+
+    Each row through every stage as diffs, its model calls and errors; filters for failed
+    rows, rows whose outcome changed between two runs, and text. Ctrl-C stops it.
+    """
     import asyncio
 
     from .viewer.server import serve

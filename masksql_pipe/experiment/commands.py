@@ -193,8 +193,7 @@ def compare_command(
     run_b: Annotated[str, typer.Argument(help="Second run (B): id, prefix or 'latest'.")],
     data: DataOpt,
 ) -> None:
-    """Two runs side by side, the cases whose outcome changed from A to B, the settings that
-    differ."""
+    """Two runs side by side: figures, cases whose outcome changed, settings that differ."""
     from .config_diff import config_differences
     from .report import compare, render_comparison
     from .runlog import load_run
