@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+from masksql_pipe.errors import InputError
+from masksql_pipe.transformer import StageRun
 from stages.base import ModelStage
 from stages.dataset import require
 from stages.oracle import gold_values
+from stages.privacy.stage import INDEX_FOLDER
+from stages.privacy.text import normalize
+from stages.privacy.value_index import ValueIndex
 from stages.replies import parse_object_reply, render_link_values_reply
 from stages.sql.masking import coerce_value
 from stages.sql.schema import Schema
@@ -46,6 +53,7 @@ class LinkValues(ModelStage):
 
     template_name = "link_values"
     prop = "value_links"
+    _index_dir: Path | None = None
     answer_schema = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
 
     def _get_prompt(self, row: dict[str, Any]) -> str:
@@ -75,6 +83,32 @@ class LinkValues(ModelStage):
             found = resolve_column(item, kept) or resolve_column(item, full)
             links[surface] = found[0] if found else None
         return links
+
+    async def setup(self, run: StageRun) -> None:
+        """The model stage's set-up, and where the value indexes live."""
+        self._index_dir = Path(run.book_dir) / INDEX_FOLDER
+        await super().setup(run)
+
+    def _link_to_cells(self, row: dict[str, Any]) -> None:
+        """A value the database holds as a cell is linked to a column that has it: when the
+        small model named a column without that cell ("Glasgow": stadium.name, while Glasgow is
+        a stadium.location), the cell's column (a kept one first) replaces it."""
+        if self._index_dir is None:
+            return
+        try:
+            database = self.database(row)
+        except InputError:
+            return  # no database: nothing to check against (the guard fails the row later)
+        index = ValueIndex.for_database(database, self._index_dir)
+        links = row[self.prop_name]
+        cells = index.lookup(normalize(str(s)) for s in links)
+        kept = {t.lower(): {c.lower() for c in cols} for t, cols in row["filtered_schema"].items()}
+        for surface, column in list(links.items()):
+            found = cells.get(normalize(str(surface)))
+            if not found or (column and any(c.item.lower() == str(column).lower() for c in found)):
+                continue
+            in_kept = [c for c in found if c.column.lower() in kept.get(c.table.lower(), set())]
+            links[surface] = (in_kept or found)[0].item
 
     def _keep_linked_columns(self, row: dict[str, Any]) -> None:
         """A link to a column the ranking dropped is kept: the filtered schema grows by it (and
@@ -114,6 +148,7 @@ class LinkValues(ModelStage):
         values = require(row, "values", "DetectValues")
         if values:
             await super()._process_row(row)
+            await asyncio.to_thread(self._link_to_cells, row)
         else:
             row[self.prop_name] = {}
         self._keep_linked_columns(row)

@@ -189,3 +189,20 @@ def test_a_masked_column_name_is_kept_in_every_kept_table_that_has_it(music) -> 
     assert guard.mask("the names") == "the C3"
     kept = guard.filtered_schema()
     assert "name" in kept["singer"] and "name" in kept["stadium"]
+
+
+def test_a_value_is_linked_to_a_column_that_holds_it(tmp_path: Path) -> None:
+    stage = LinkValues()
+    stage._setup_dataset(_stage_run(tmp_path))
+    stage._index_dir = tmp_path / "index"
+    row = {
+        "db_id": "music_festival",
+        "filtered_schema": {"stadium": ["stadium_id", "name"]},
+        "value_links": {"Glasgow": "stadium.name", "France": "singer.country", "Mars": None},
+    }
+    stage._link_to_cells(row)
+    assert row["value_links"] == {
+        "Glasgow": "stadium.location",  # the cell's column replaces one without that cell
+        "France": "singer.country",  # already a column that holds it
+        "Mars": None,  # not a cell: left as the small model said
+    }
