@@ -141,6 +141,7 @@ class LoopbackServer:
         self._by_prompt: Counter[str] = Counter()
         self._answered: Counter[str] = Counter()
         self._faults_sent: Counter[str] = Counter()
+        self._agents: Counter[str] = Counter()
         self._in_flight = 0
         self._max_in_flight = 0
         self._ids = itertools.count(1)
@@ -186,6 +187,12 @@ class LoopbackServer:
         with self._lock:
             return Counter(self._faults_sent)
 
+    def clients(self) -> Counter[str]:
+        """Chat requests by the sending client's name (User-Agent up to its first '/'), e.g.
+        ``AsyncOpenAI`` for the openai package, ``Python`` for a bare aiohttp session."""
+        with self._lock:
+            return Counter(self._agents)
+
     def stats(self) -> dict[str, Any]:
         """All counters as JSON-able data (also served at GET /_stats)."""
         with self._lock:
@@ -204,6 +211,7 @@ class LoopbackServer:
             self._by_prompt.clear()
             self._answered.clear()
             self._faults_sent.clear()
+            self._agents.clear()
             self._max_in_flight = 0
             self._bodies.clear()
 
@@ -246,6 +254,7 @@ class LoopbackServer:
             number = self._requests
             self._requests += 1
             self._bodies.append(body)
+            self._agents[request.headers.get("User-Agent", "").partition("/")[0]] += 1
             attempt = self._by_prompt[pid]
             self._by_prompt[pid] += 1
         authorized = self.api_key is None or (

@@ -208,7 +208,7 @@ def test_batch_settings_are_checked(tmp_path: Path) -> None:
     assert parse_batch("m", None) is None
     with pytest.raises(ConfigError, match="unknown batch key 'size'"):
         parse_batch("models.yaml: model 'x'", {"size": 3})
-    with pytest.raises(ConfigError, match="'max_requests' must be a number > 0"):
+    with pytest.raises(ConfigError, match=r"'batch\.max_requests' must be a number > 0, got 0"):
         parse_batch("models.yaml: model 'x'", {"max_requests": 0})
 
 

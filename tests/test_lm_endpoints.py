@@ -147,7 +147,8 @@ def test_all_endpoints_dead_stops_the_stage(tmp_path: Path) -> None:
 
 
 def test_bad_endpoint_lists_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"base_urls\[1\] must be an http\(s\) URL"):
+    wrong = r"'base_urls\[1\]\.url' must be an http\(s\) URL, got 'ftp://b'"
+    with pytest.raises(ConfigError, match=wrong):
         registry(tmp_path, "['http://a/v1', 'ftp://b']")
     with pytest.raises(ConfigError, match="same URL twice"):
         registry(tmp_path, "['http://a/v1', 'http://a/v1']")

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,10 @@ from masksql_pipe.lm.registry import ModelSpec
 from masksql_pipe.testing import LoopbackServer, prompt_id
 
 USER = [{"role": "user", "content": "hello there, model"}]
+
+CLIENTS = {"direct": "Python", "openai": "AsyncOpenAI"}
+"""The models file's `client` settings, and the User-Agent name each sends (aiohttp's own
+for the lean sender, the openai package's for its client)."""
 
 
 # -- offline models ------------------------------------------------------------------------------
@@ -162,6 +167,8 @@ def test_config_file_models(tmp_path: Path, suffix: str) -> None:
         ("{model: x, rpm: fast}", "'rpm' must be a number"),
         ("{model: x, base_url: localhost}", "'base_url' must be an http"),
         ("[1, 2]", "expected a mapping"),
+        ("{model: x, client: curl}", "'client' must be one of 'direct' or 'openai', got 'curl'"),
+        ("{model: x, price: {input: 1, output: -2}}", "'price.output' must be at least 0, got -2"),
     ],
 )
 def test_bad_config_names_file_and_model(tmp_path: Path, entry: str, complaint: str) -> None:
@@ -247,16 +254,47 @@ async def test_identical_prompts_in_flight_share_one_call(tmp_path: Path) -> Non
 # -- the OpenAI-compatible model over HTTP --------------------------------------------------------
 
 
-async def test_retries_are_reported_and_usage_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_retries_are_reported_and_usage_read(client: str) -> None:
     schedule = ["429", "500", "malformed", "ok"]
     with LoopbackServer(faults=schedule, retry_after=0.01) as srv:
-        registry = registry_for(srv, max_retries=5)
+        registry = registry_for(srv, max_retries=5, client=client)
         done = await registry.get("loop").complete(USER)
         await registry.aclose()
         assert done.text == "hello there, model"
         assert done.retries == 3
         assert (done.prompt_tokens, done.completion_tokens) == (4, 4)
         assert srv.requests == 4 and srv.faults_sent() == {"429": 1, "500": 1, "malformed": 1}
+        assert srv.clients() == {CLIENTS[client]: 4}
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_retry_after_is_waited_before_retrying_a_429(client: str) -> None:
+    with LoopbackServer(faults=["429", "ok"], retry_after=0.6) as srv:
+        registry = registry_for(srv, max_retries=2, client=client)
+        start = time.monotonic()
+        done = await registry.get("loop").complete(USER)
+        elapsed = time.monotonic() - start
+        await registry.aclose()
+        assert (done.text, done.retries, srv.requests) == ("hello there, model", 1, 2)
+        assert srv.clients() == {CLIENTS[client]: 2}
+    assert 0.6 <= elapsed < 3  # the server's wait, not the client's own back-off
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_models_file_client_setting_picks_the_sender(tmp_path: Path, client: str) -> None:
+    path = tmp_path / "models.yaml"
+    with LoopbackServer() as srv:
+        path.write_text(
+            f"models:\n  chosen: {{model: m, base_url: '{srv.base_url}', client: {client}}}\n"
+            f"  default: {{model: m, base_url: '{srv.base_url}'}}\n",
+            encoding="utf-8",
+        )
+        registry = ModelRegistry.from_environment(path)
+        await registry.get("chosen").complete(USER)
+        await registry.get("default").complete([{"role": "user", "content": "other"}])
+        await registry.aclose()
+        assert srv.clients() == Counter({CLIENTS[client]: 1}) + Counter({"Python": 1})
 
 
 async def test_hang_past_timeout_is_retried() -> None:
@@ -269,16 +307,17 @@ async def test_hang_past_timeout_is_retried() -> None:
     assert 0.3 <= time.monotonic() - start < 4
 
 
-async def test_unauthorized_fails_fast_without_the_key() -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_unauthorized_fails_fast_without_the_key(client: str) -> None:
     with LoopbackServer(api_key="the-right-key") as srv:
-        registry = registry_for(srv, max_retries=5)
+        registry = registry_for(srv, max_retries=5, client=client)
         model = registry.get("loop")
         with pytest.raises(ModelRejected) as err:
             await model.complete(USER)
         with pytest.raises(ModelRejected):  # later calls fail at once, sending nothing
             await model.complete([{"role": "user", "content": "another"}])
         await registry.aclose()
-        assert srv.requests == 1
+        assert srv.requests == 1 and srv.clients() == {CLIENTS[client]: 1}
     message = str(err.value)
     assert "401" in message and "'loop'" in message and "OPENAI_API_KEY" in message
     assert SECRET not in message and SECRET[:8] not in message
@@ -294,13 +333,14 @@ async def test_not_found_names_model_and_base_url(server: LoopbackServer) -> Non
     assert server.requests == 0  # the route does not exist, so the chat handler never ran
 
 
-async def test_server_errors_become_a_model_error_after_retries() -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_server_errors_become_a_model_error_after_retries(client: str) -> None:
     with LoopbackServer(faults=["500"] * 10) as srv:
-        registry = registry_for(srv, max_retries=1)
+        registry = registry_for(srv, max_retries=1, client=client)
         with pytest.raises(ModelError, match=r"HTTP 500.*after 1 retries"):
             await registry.get("loop").complete(USER)
         await registry.aclose()
-        assert srv.requests == 2
+        assert srv.requests == 2 and srv.clients() == {CLIENTS[client]: 2}
 
 
 async def test_connection_refused_is_a_model_error() -> None:

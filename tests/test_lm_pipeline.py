@@ -76,10 +76,13 @@ async def test_every_row_answered_with_thirty_percent_faults(tmp_path: Path) -> 
     assert pipeline.reports[0].stats["retries"] == sum(faults.values())
 
 
-async def test_unauthorized_fails_fast_and_key_is_written_nowhere(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["direct", "openai"])
+async def test_unauthorized_fails_fast_and_key_is_written_nowhere(
+    tmp_path: Path, client: str
+) -> None:
     path = write_input(tmp_path, questions(40))
     with LoopbackServer(api_key="the-right-key") as srv:
-        registry = registry_for(srv, key=SECRET, max_retries=5)
+        registry = registry_for(srv, key=SECRET, max_retries=5, client=client)
         pipeline = Pipeline([Ask("answer", "loop")], quiet(registry=registry, concurrency=4))
         try:
             await pipeline.run(path)

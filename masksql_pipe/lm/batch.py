@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from masksql_pipe.errors import ConfigError, ModelError
+from masksql_pipe.errors import ModelError
 from masksql_pipe.files import read_json, write_json
 from masksql_pipe.lm.base import Completion
 from masksql_pipe.lm.pricing import cached_tokens
@@ -31,8 +31,6 @@ ENDPOINT = "/v1/chat/completions"
 TERMINAL = ("completed", "expired", "cancelled", "failed")
 LIST_LIMIT = 1000
 """Recent batches searched for one created just before an interruption."""
-
-BATCH_KEYS = ("max_requests", "max_bytes", "poll_seconds", "max_poll_seconds", "window")
 
 
 @dataclass(frozen=True)
@@ -49,29 +47,10 @@ class BatchSettings:
 
 def parse_batch(where: str, value: Any) -> BatchSettings | None:
     """`batch: true` or `batch: {max_requests, max_bytes, poll_seconds, ...}` from a models file."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return BatchSettings()
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: 'batch' must be true, false or a mapping of batch settings")
-    unknown = sorted(set(value) - set(BATCH_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown batch key {unknown[0]!r} (known: {', '.join(BATCH_KEYS)})"
-        )
-    numbers: dict[str, Any] = {}
-    for key, number in value.items():
-        if key == "window":
-            if not isinstance(number, str):
-                raise ConfigError(f"{where}: batch 'window' must be a string like '24h'")
-            numbers[key] = number
-            continue
-        if isinstance(number, bool) or not isinstance(number, int | float) or number <= 0:
-            raise ConfigError(f"{where}: batch {key!r} must be a number > 0, got {number!r}")
-        whole = key in ("max_requests", "max_bytes")
-        numbers[key] = int(number) if whole else float(number)
-    return BatchSettings(**numbers)
+    from masksql_pipe.lm.model_entries import ModelEntry, validate_part
+
+    entry = validate_part(ModelEntry, {"batch": value}, where)
+    return BatchSettings(**entry.batch.model_dump()) if entry.batch else None
 
 
 @dataclass

@@ -11,8 +11,6 @@ from typing import Any
 
 from masksql_pipe.errors import ConfigError, PipeError
 
-PRICE_KEYS = ("input", "cached_input", "output", "batch_discount")
-
 DEFAULT_OUTPUT_BOUND = 1000
 """Completion tokens assumed per call by a budget estimate when no max_tokens is set."""
 
@@ -58,36 +56,9 @@ def parse_price(where: str, value: Any) -> Price | None:
     """A `price:` mapping from the models file, or None when absent; ConfigError names the key."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"{where}: 'price' must be a mapping like "
-            "{input: 2.50, cached_input: 1.25, output: 10.00, batch_discount: 0.5}"
-        )
-    unknown = sorted(set(value) - set(PRICE_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown price key {unknown[0]!r} (known: {', '.join(PRICE_KEYS)})"
-        )
-    for key in ("input", "output"):
-        if key not in value:
-            raise ConfigError(f"{where}: 'price' needs '{key}' (dollars per million tokens)")
-    numbers: dict[str, float] = {}
-    for key, number in value.items():
-        if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
-            raise ConfigError(f"{where}: price {key!r} must be a number >= 0, got {number!r}")
-        numbers[key] = float(number)
-    discount = numbers.get("batch_discount", 1.0)
-    if not 0 < discount <= 1:
-        raise ConfigError(
-            f"{where}: price 'batch_discount' is the fraction paid in batch mode "
-            f"(0.5 = half price), between 0 and 1; got {discount!r}"
-        )
-    return Price(
-        input=numbers["input"],
-        output=numbers["output"],
-        cached_input=numbers.get("cached_input"),
-        batch_discount=discount,
-    )
+    from masksql_pipe.lm.model_entries import PriceEntry, validate_part
+
+    return Price(**validate_part(PriceEntry, value, where, "price").model_dump())
 
 
 class BudgetExceeded(PipeError):

@@ -20,7 +20,7 @@ import yaml
 from masksql_pipe.environment import MODELS_ENV, environment, models_file
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.base import Model
-from masksql_pipe.lm.batch import BatchSettings, parse_batch
+from masksql_pipe.lm.batch import BatchSettings
 from masksql_pipe.lm.endpoint_defaults import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -28,9 +28,9 @@ from masksql_pipe.lm.endpoint_defaults import (
 )
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.offline import offline_models
-from masksql_pipe.lm.pricing import Price, parse_price
-from masksql_pipe.lm.replica_specs import EndpointSpec, parse_endpoints
-from masksql_pipe.lm.request_fields import check_structured, default_concurrency, effective_sampling
+from masksql_pipe.lm.pricing import Price
+from masksql_pipe.lm.replica_specs import EndpointSpec
+from masksql_pipe.lm.request_fields import default_concurrency, effective_sampling
 
 if TYPE_CHECKING:
     from masksql_pipe.lm.openai_model import ClientPool
@@ -41,21 +41,6 @@ NO_KEY_PLACEHOLDER = "no-key"
 """Sent as the key to an endpoint configured without one (the client requires some key)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
-_SPEC_KEYS = {
-    "model",
-    "base_url",
-    "api_key_env",
-    "settings",
-    "max_concurrency",
-    "rpm",
-    "tpm",
-    "timeout",
-    "max_retries",
-    "structured",
-    "price",
-    "batch",
-    "base_urls",
-}
 
 
 @dataclass
@@ -81,6 +66,9 @@ class ModelSpec:
     """Send this model's prompts through the provider's batch API (`batch: true`)."""
     base_urls: list[EndpointSpec] | None = None
     """Several endpoints serving this model (replicas); requests go to the least loaded."""
+    client: str = "direct"
+    """How chat requests go out: "direct" (the lean aiohttp sender) or "openai" (the client's
+    own request path, for endpoints or proxies the lean sender does not suit)."""
     source: str = "name"
     """Where the spec came from, for error messages: a config file path or "name"."""
 
@@ -188,6 +176,7 @@ class ModelRegistry:
                 max_retries=spec.max_retries,
                 structured=spec.structured,
                 pool=self._pool,
+                direct=spec.client == "direct",
                 unusable=unusable,
             )
             if spec.base_urls:
@@ -267,68 +256,28 @@ def load_config(path: Path) -> dict[str, ModelSpec]:
     return {str(name): _parse_spec(path, str(name), entry) for name, entry in data.items()}
 
 
-def _parse_spec(path: Path, name: str, entry: Any) -> ModelSpec:
-    where = f"{path}: model {name!r}"
-    if isinstance(entry, str):
-        entry = {"model": entry}
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping (model, base_url, settings, ...)")
-    if "api_key" in entry:
-        raise ConfigError(
-            f"{where}: keys do not belong in the config file; put the key in an environment "
-            "variable (or .env) and name it with 'api_key_env'"
-        )
-    unknown = sorted(set(entry) - _SPEC_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_SPEC_KEYS))})"
-        )
-    settings = entry.get("settings") or {}
-    if not isinstance(settings, dict):
-        raise ConfigError(f"{where}: 'settings' must be a mapping (temperature, max_tokens, ...)")
+def _parse_spec(path: Path, name: str, raw: Any) -> ModelSpec:
+    """One entry of the models file, checked by its pydantic model (`lm.model_entries`)."""
+    from masksql_pipe.lm.model_entries import validate_entry
 
-    def number(key: str, kind: type, default: Any, minimum: float) -> Any:
-        value = entry.get(key, default)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: {key!r} must be a number, got {value!r}")
-        if value < minimum:
-            raise ConfigError(f"{where}: {key!r} must be at least {minimum}, got {value!r}")
-        return kind(value)
-
-    model = entry.get("model", name)
-    if not isinstance(model, str) or not model.strip():
-        raise ConfigError(f"{where}: 'model' must be a model id string")
-    base_url = entry.get("base_url")
-    if base_url is not None and not (
-        isinstance(base_url, str) and base_url.startswith(("http://", "https://"))
-    ):
-        raise ConfigError(f"{where}: 'base_url' must be an http(s) URL, got {base_url!r}")
-    base_urls = parse_endpoints(where, entry.get("base_urls"))
-    if base_urls and base_url is not None:
-        raise ConfigError(f"{where}: give 'base_url' or 'base_urls', not both")
-    # an endpoint of one's own (base_url) named without a key variable needs no key
-    own_endpoint = entry.get("base_url") is not None or entry.get("base_urls") is not None
-    api_key_env = entry.get("api_key_env", None if own_endpoint else "OPENAI_API_KEY")
-    if api_key_env is not None and (
-        not isinstance(api_key_env, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env)
-    ):
-        raise ConfigError(f"{where}: 'api_key_env' must be an environment variable name")
+    entry = validate_entry(path, name, raw)
     return ModelSpec(
         name=name,
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        settings=dict(settings),
-        max_concurrency=number("max_concurrency", int, None, 1),
-        rpm=number("rpm", float, None, 0.001),
-        tpm=number("tpm", float, None, 1),
-        timeout=number("timeout", float, DEFAULT_TIMEOUT, 0.001),
-        max_retries=number("max_retries", int, DEFAULT_MAX_RETRIES, 0),
-        structured=check_structured(entry.get("structured"), where),
-        price=parse_price(where, entry.get("price")),
-        batch=parse_batch(where, entry.get("batch")),
-        base_urls=base_urls,
+        model=entry.model if entry.model is not None else name,
+        base_url=entry.base_url,
+        api_key_env=entry.key_variable(),
+        settings=dict(entry.settings),
+        max_concurrency=entry.max_concurrency,
+        rpm=entry.rpm,
+        tpm=entry.tpm,
+        timeout=entry.timeout,
+        max_retries=entry.max_retries,
+        structured=entry.structured,
+        price=Price(**entry.price.model_dump()) if entry.price else None,
+        batch=BatchSettings(**entry.batch.model_dump()) if entry.batch else None,
+        base_urls=[EndpointSpec(**e.model_dump()) for e in entry.base_urls]
+        if entry.base_urls
+        else None,
+        client=entry.client,
         source=str(path),
     )
