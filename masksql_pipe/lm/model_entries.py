@@ -19,7 +19,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
@@ -34,7 +33,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def _number(value: Any) -> Any:
     """Numbers only: YAML's `true` or `"5"` is a mistake, not 1 or 5."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PydanticCustomError("setting", "must be a number, got {got}", {"got": repr(value)})
+        raise ValueError(f"must be a number, got {value!r}")
     return value
 
 
@@ -42,17 +41,13 @@ def _whole(value: Any) -> Any:
     """A whole number (8 or 8.0)."""
     _number(value)
     if value != int(value):
-        raise PydanticCustomError(
-            "setting", "must be a whole number, got {got}", {"got": repr(value)}
-        )
+        raise ValueError(f"must be a whole number, got {value!r}")
     return int(value)
 
 
 def _http_url(value: Any) -> Any:
     if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
-        raise PydanticCustomError(
-            "setting", "must be an http(s) URL, got {got}", {"got": repr(value)}
-        )
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
     return value.rstrip("/")
 
 
@@ -92,7 +87,7 @@ class EndpointEntry(_Entry):
         if isinstance(value, str):
             return {"url": value}
         if not isinstance(value, dict):
-            raise PydanticCustomError("setting", "must be a URL or a mapping with 'url'")
+            raise ValueError("must be a URL or a mapping with 'url'")
         return value
 
 
@@ -113,11 +108,7 @@ def _batch(value: Any) -> Any:
     if value is False:
         return None
     if value is not None and not isinstance(value, dict):
-        raise PydanticCustomError(
-            "setting",
-            "must be true, false or a mapping of batch settings, got {got}",
-            {"got": repr(value)},
-        )
+        raise ValueError(f"must be true, false or a mapping of batch settings, got {value!r}")
     return value
 
 
@@ -149,14 +140,11 @@ class ModelEntry(_Entry):
         if isinstance(value, str):
             return {"model": value}
         if not isinstance(value, dict):
-            raise PydanticCustomError(
-                "entry", "expected a mapping (model, base_url, settings, ...)"
-            )
+            raise ValueError("expected a mapping (model, base_url, settings, ...)")
         if "api_key" in value:
-            raise PydanticCustomError(
-                "entry",
+            raise ValueError(
                 "keys do not belong in the config file; put the key in an environment variable "
-                "(or .env) and name it with 'api_key_env'",
+                "(or .env) and name it with 'api_key_env'"
             )
         return {
             key: item for key, item in value.items() if item is not None or key == "api_key_env"
@@ -166,27 +154,27 @@ class ModelEntry(_Entry):
     @classmethod
     def _model_id(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
-            raise PydanticCustomError("setting", "must be a model id string")
+            raise ValueError("must be a model id string")
         return value
 
     @field_validator("api_key_env", mode="before")
     @classmethod
     def _env_name(cls, value: Any) -> Any:
         if value is not None and not (isinstance(value, str) and _ENV_NAME.match(value)):
-            raise PydanticCustomError("setting", "must be an environment variable name")
+            raise ValueError("must be an environment variable name")
         return value
 
     @field_validator("base_urls")
     @classmethod
     def _distinct(cls, value: list[EndpointEntry] | None) -> list[EndpointEntry] | None:
         if value and len({endpoint.url for endpoint in value}) != len(value):
-            raise PydanticCustomError("setting", "lists the same URL twice")
+            raise ValueError("lists the same URL twice")
         return value
 
     @model_validator(mode="after")
     def _one_endpoint_form(self) -> ModelEntry:
         if self.base_url is not None and self.base_urls is not None:
-            raise PydanticCustomError("entry", "give 'base_url' or 'base_urls', not both")
+            raise ValueError("give 'base_url' or 'base_urls', not both")
         return self
 
     def key_variable(self) -> str | None:
@@ -228,7 +216,9 @@ _BOUNDS = {
 def _most_telling(error: Any) -> int:
     """Errors about the entry as a whole, then unknown keys (a misspelt key also shows up as a
     missing one), then the rest in field order."""
-    return {"entry": 0, "extra_forbidden": 1}.get(error["type"], 2)
+    if error["type"] == "value_error" and not error["loc"]:
+        return 0
+    return 1 if error["type"] == "extra_forbidden" else 2
 
 
 def _describe(kind: type[BaseModel], error: Any, setting: str) -> str:
@@ -240,7 +230,10 @@ def _describe(kind: type[BaseModel], error: Any, setting: str) -> str:
     hint = _description(kind, loc)
     hint = f" ({hint})" if hint else ""
     named = f"'{_dotted(shown)}'"
-    if kind_of == "entry" or (not loc and not setting):
+    if kind_of == "value_error":  # the validators' own words: about the entry, or a setting
+        said = error["msg"].removeprefix("Value error, ")
+        return f"{named} {said}" if loc else said
+    if not loc and not setting:
         return error["msg"]
     if kind_of == "extra_forbidden":
         owner = _model_at(kind, loc[:-1])
@@ -250,8 +243,6 @@ def _describe(kind: type[BaseModel], error: Any, setting: str) -> str:
     if kind_of == "missing":
         needs = f"'{_dotted(shown[:-1])}' needs" if shown[:-1] else "needs"
         return f"{needs} {loc[-1]!r}{hint}"
-    if kind_of == "setting":
-        return f"{named} {error['msg']}"
     if kind_of in _BOUNDS:
         limits = {key: f"{value:g}" for key, value in (error.get("ctx") or {}).items()}
         bound = _BOUNDS[kind_of].format(**limits)
