@@ -108,22 +108,34 @@ def status_command(
     With no settings given, stages are judged against the last run's pipeline, configuration
     and --start/--limit (they are part of the fingerprints); give settings to judge others.
     """
-    from .runner import build_run, find_input_file
+    from .runner import build_run, check_data_folder, find_input_file
     from .transformer import RunOptions
 
-    input_file = find_input_file(data)
+    check_data_folder(data)
     with _last_run_settings(data, pipeline, overrides, config, start, limit) as settings:
         pipeline, config, start, limit, recorded_models = settings
         options = RunOptions(start=start or 0, limit=limit)
-        _, engine = build_run(
-            data, pipeline, overrides, config, models or recorded_models, options, inspect=True
+        experiment, engine = build_run(
+            data,
+            pipeline,
+            overrides,
+            config,
+            models or recorded_models,
+            options,
+            inspect=True,
+            prepare=False,
         )
+    input_file = data / "1_input.json"
+    source = None if input_file.is_file() else experiment.input_source()
+    if source is None:
+        input_file = find_input_file(data)
     table = Table(title=f"{pipeline} on {data}", title_justify="left")
     for column in ("file", "rows", "errors", "state", "tokens", "latency s", "model calls"):
         # file names stay whole; a long reason wraps inside its own column
         table.add_column(column, no_wrap=column != "state", overflow="fold")
-    input_rows = len(read_rows(input_file))
-    table.add_row(input_file.name, str(input_rows), "", "input", "", "", "")
+    input_rows = len(read_rows(source or input_file))
+    where = f"not made yet: the first run copies {source.name}" if source else "input"
+    table.add_row(input_file.name, str(input_rows), "", where, "", "", "")
     planned = set()
     costs: list[float] = []
     for state in engine.states(input_file, recorded_endpoints=True):
@@ -153,6 +165,12 @@ def status_command(
                 path.name, "", "", "[yellow]not written by this pipeline[/yellow]", "", "", ""
             )
     out.print(table)
+    if source is not None:
+        out.print(
+            f"nothing has run yet in {data}: `run` will make {input_file.name} from "
+            f"{source.name} ({input_rows} rows), then the {len(planned)} stage files above",
+            highlight=False,
+        )
     if costs:
         out.print(
             f"model calls cost ${sum(costs):.4f} over {len(costs)} priced stages "

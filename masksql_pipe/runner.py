@@ -20,12 +20,17 @@ from .pipeline import Pipeline, StageInterrupted
 from .transformer import RunOptions
 
 
-def find_input_file(data: Path) -> Path:
-    """``DATA/1_input.json``, or an InputError saying what is wrong with the folder."""
+def check_data_folder(data: Path) -> None:
+    """InputError unless ``data`` is an existing folder."""
     if not data.exists():
         raise InputError(f"{data}: data folder not found")
     if not data.is_dir():
         raise InputError(f"{data}: not a folder; --data takes the dataset folder")
+
+
+def find_input_file(data: Path) -> Path:
+    """``DATA/1_input.json``, or an InputError saying what is wrong with the folder."""
+    check_data_folder(data)
     path = data / "1_input.json"
     if not path.is_file():
         raise InputError(f"{path}: file not found (every dataset folder starts with 1_input.json)")
@@ -40,11 +45,13 @@ def build_run(
     models: Path | None,
     options: RunOptions,
     inspect: bool = False,
+    prepare: bool = True,
 ) -> tuple[Any, Pipeline]:
     """Configure the named experiment pipeline and turn it into an engine Pipeline.
 
     ``inspect`` (status) builds models without their keys: fingerprints need their
     settings only, and a researcher may look at a run from a shell without the key.
+    ``prepare=False`` (status) leaves the folder as it is: no 1_input.json is written.
     """
     from .experiment.config import load_config_file, loggable, parse_overrides
     from .experiment.functions import function_stage
@@ -61,7 +68,7 @@ def build_run(
     experiment = cls(registry, replacement, patch)
     experiment.data_dir = data
     experiment.options = options
-    if data.is_dir():
+    if prepare and data.is_dir():
         experiment.prepare_input()
     spec = experiment.stages()
     settings = {"config": loggable(experiment.config())}

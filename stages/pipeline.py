@@ -158,6 +158,14 @@ class MaskSqlPipeline(ExperimentPipeline):
         if self.data_dir is not None:
             prepare_input(Path(self.data_dir), self._layout())
 
+    def input_source(self) -> Path | None:
+        """A BIRD folder's question file (dev.json) that the first run copies to 1_input.json."""
+        if self.data_dir is None:
+            return None
+        layout = self._layout()
+        source = Path(self.data_dir) / layout.questions
+        return source if layout.questions != "1_input.json" and source.is_file() else None
+
     def _ranking(self, schema: str, data: dict[str, str]) -> JsonListTransformer | None:
         """The RESDSQL ranking stage for `schema: resdsql`; None for the other choices."""
         if schema not in ("ranked", "full", "resdsql"):

@@ -52,6 +52,11 @@ class ExperimentPipeline(ABC):
         """Before ``stages()``: write ``data_dir/1_input.json`` from a dataset's own files when
         the folder comes in another layout (the engine always starts from that file)."""
 
+    def input_source(self) -> Path | None:
+        """The dataset file ``prepare_input`` makes ``1_input.json`` from (None: the folder
+        must bring 1_input.json itself); status names it before anything has run."""
+        return None
+
     @abstractmethod
     def stages(self) -> Sequence[Any] | Mapping[str, Any]:
         """Stages as a list, a dict ``{name: stage}`` (linear) or a list of DAG nodes."""
