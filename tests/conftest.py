@@ -1,15 +1,15 @@
-"""Shared fixtures: dataset folders on disk and running the real CLI in a subprocess."""
+"""Shared fixtures: dataset folders on disk and running the real CLI (see `cli_runner`)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from cli_runner import SUBPROCESS_ENV, run_in_process, run_in_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,19 +27,22 @@ def load(path: Path) -> Any:
 
 def cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
-):
-    """Run ``python main.py ARGS`` as a real subprocess; returns the CompletedProcess."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
-        cwd=cwd or ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python main.py ARGS`` with ``cwd`` and ``env``: stdout, stderr and exit status.
+
+    In this process, isolated as a subprocess would be (see `cli_runner`); tests whose point
+    is a separate process call `cli_process`. MASKSQL_TEST_SUBPROCESS=1 makes both real.
+    """
+    if os.environ.get(SUBPROCESS_ENV) == "1":
+        return run_in_subprocess(args, cwd, env, timeout)
+    return run_in_process(args, cwd, env)
+
+
+def cli_process(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python main.py ARGS`` as a real subprocess."""
+    return run_in_subprocess(args, cwd, env, timeout)
 
 
 @pytest.fixture

@@ -52,8 +52,8 @@ def test_cost_in_status_summarize_compare_and_report(tmp_path: Path) -> None:
     assert status.returncode == 0, status.stderr
     # the stage file was last written by the cached run: it cost nothing then
     assert "$0.0000" in status.stdout
-    runs = sorted((data / ".masksql_pipe" / "runs").glob("*.json"))
-    ids = [json.loads(p.read_text())["id"] for p in runs]
+    runs = [json.loads(p.read_text()) for p in (data / ".masksql_pipe" / "runs").glob("*.json")]
+    ids = [run["id"] for run in sorted(runs, key=lambda run: run["created"])]  # ids: the second
     summary = cli("summarize", ids[0], "--data", str(data), cwd=tmp_path)
     assert summary.returncode == 0, summary.stderr
     assert "cost ($)" in summary.stdout and expected in summary.stdout
