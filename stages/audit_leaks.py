@@ -10,8 +10,8 @@ from typing import Any
 from masksql_pipe.prompt_log import find_prompt_log, latest_by_row, read_prompt_log, sent_text
 from masksql_pipe.transformer import ERROR_KEY, RowCounter, StageRun
 from stages.base import LocalStage
-from stages.privacy.audit import AuditRules, audit_text, summarize_leaks
-from stages.privacy.stage import INDEX_FOLDER
+from stages.privacy.audit import AuditRules, audit_text, mark_allowed, summarize_leaks
+from stages.privacy.stage import INDEX_FOLDER, KEPT_VALUES_KEY
 from stages.privacy.value_index import ValueIndex
 
 _TEMPLATE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
@@ -78,7 +78,7 @@ class AuditLeaks(LocalStage):
                 text, schema, values, str(row.get("question", "")), str(row.get("query", "")), rules
             ):
                 leaks.append({**leak, "stage": stage})
-        row["leaks"] = leaks
+        row["leaks"] = mark_allowed(leaks, row.get(KEPT_VALUES_KEY) or ())
         row["leak_audit"] = {"prompts": prompts}
         return row
 

@@ -33,6 +33,7 @@ from stages.audit_leaks import AuditLeaks, template_words
 from stages.base import ExecutionLimits, LlmStage
 from stages.breakdowns import research_figures, research_rows
 from stages.calc_exec_acc import CalcExecAcc
+from stages.classify_values import ClassifyValues
 from stages.dataset import DatasetMixin, default_template, file_digest
 from stages.detect_values import DetectValues
 from stages.execute_concrete_sql import ExecuteConcreteSql
@@ -53,6 +54,7 @@ TEMPLATES = {
     "rank_schema_items": "slm",
     "detect_values": "slm",
     "link_values": "slm",
+    "classify_values": "slm",
     "link_schema": "slm",
     "generate_symbolic_sql": "llm",
     "repair_symbolic_sql": "llm",
@@ -63,6 +65,9 @@ TEMPLATES = {
 """Template name of each model stage -> the model role it uses."""
 
 RESULTS_FILE = "results.json"
+
+POLICIES = ("full", "category")
+"""Values of `privacy.policy`."""
 
 LLM_STAGES = ("GenerateSymbolicSql", "RepairSymbolicSql", "AddInferenceAttack", "AddQuestionAttack")
 """The stages whose prompts go to the remote model: the leak audit reads their prompt logs."""
@@ -97,7 +102,7 @@ class MaskSqlPipeline(ExperimentPipeline):
             "data": {"tables": "", "databases": ""},
             "execution": {"timeout": 5.0, "max_rows": 10000, "keep_rows": 5},
             "templates": {name: "" for name in TEMPLATES},
-            "privacy": {"mask": self._masked, **GuardPolicy().to_dict()},
+            "privacy": {"mask": self._masked, "policy": "full", **GuardPolicy().to_dict()},
         }
         super().__init__(default_config, replacement_config, flat_config_patch)
 
@@ -135,7 +140,8 @@ class MaskSqlPipeline(ExperimentPipeline):
         note = f" ({'; '.join(notes)})" if notes else ""
         schema = self.config()["schema"]
         privacy, masked = self._privacy()
-        mode = f"masked, guard: {privacy['guard']}" if masked else "UNMASKED baseline"
+        policy = self._policy()
+        mode = f"masked ({policy}), guard: {privacy['guard']}" if masked else "UNMASKED baseline"
         return f"models: slm={names['slm']} llm={names['llm']}{note}; schema: {schema}; {mode}"
 
     _masked = True
@@ -145,9 +151,20 @@ class MaskSqlPipeline(ExperimentPipeline):
         """The guard settings (validated) and whether the llm sees masked text."""
         settings = dict(self.config().get("privacy") or {})
         masked = settings.pop("mask", True)
+        settings.pop("policy", None)  # what is masked, not how the guard works: _policy()
         if not isinstance(masked, bool):
             raise ConfigError(f"setting 'privacy.mask' must be true or false, got {masked!r}")
         return GuardPolicy.from_settings(settings).to_dict(), masked
+
+    def _policy(self) -> str:
+        """`privacy.policy`: `full` (mask every name and value) or `category` (mask names and
+        only the values the small model puts in a sensitive category; stages.classify_values)."""
+        policy = (self.config().get("privacy") or {}).get("policy", "full")
+        if policy not in POLICIES:
+            raise ConfigError(
+                f"setting 'privacy.policy' must be 'full' or 'category', got {policy!r}"
+            )
+        return str(policy)
 
     def _layout(self) -> Any:
         """The dataset layout (setting `dataset`: auto, spider or bird)."""
@@ -187,6 +204,7 @@ class MaskSqlPipeline(ExperimentPipeline):
         """Resolve models and templates first, then the MaskSQL stages in order."""
         config = self.config()
         privacy, masked = self._privacy()
+        by_category = self._policy() == "category" and masked
         layout = self._layout()
         data = {
             "tables": str(config["data"]["tables"] or layout.tables),
@@ -218,6 +236,11 @@ class MaskSqlPipeline(ExperimentPipeline):
             "AddSymbolTable": AddSymbolTable(**data),
             "DetectValues": model_stage(DetectValues, "detect_values"),
             "LinkValues": model_stage(LinkValues, "link_values"),
+            **(
+                {"ClassifyValues": model_stage(ClassifyValues, "classify_values")}
+                if by_category
+                else {}
+            ),
             "LinkSchema": model_stage(LinkSchema, "link_schema"),
             "AddSymbolicSchema": AddSymbolicSchema(**data, masked=masked),
             "AddSymbolicQuestion": AddSymbolicQuestion(**data, privacy=privacy, masked=masked),
@@ -279,6 +302,7 @@ class MaskSqlPipeline(ExperimentPipeline):
         results["models"] = dict(self.config()["models"])
         results["schema"] = self.config()["schema"]
         results["privacy"]["masked"] = self._privacy()[1]
+        results["privacy"]["policy"] = self._policy()
         results["dataset"] = self._layout().name
         results["research"] = research_figures(rows)
         write_json(Path(last_file).parent / RESULTS_FILE, results)

@@ -18,6 +18,7 @@ prompt templates themselves (`ignore_words`), which are public text, not data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from stages.privacy.text import (
     STOP_WORDS,
     digit_count,
     find_whole,
+    normalize,
     number_value,
     phrases,
     symbol_spans,
@@ -37,6 +39,21 @@ from stages.sql.schema import Schema
 from stages.sql.tokens import KEYWORDS, Kind, tokenize
 
 KINDS = ("name", "value", "number", "literal")
+
+ALLOWED_KIND = "value_allowed"
+"""A value, number or literal the `category` privacy policy chose to send unmasked (not a
+person, location or occupation): still listed, but not counted as a leak in the leak rate."""
+
+
+def mark_allowed(leaks: list[dict[str, Any]], kept_values: Iterable[str]) -> list[dict[str, Any]]:
+    """`leaks` with every non-name leak of a policy-kept value re-labelled ALLOWED_KIND."""
+    kept = {normalize(v) for v in kept_values}
+    return [
+        {**leak, "kind": ALLOWED_KIND}
+        if leak.get("kind") != "name" and normalize(str(leak.get("text", ""))) in kept
+        else leak
+        for leak in leaks
+    ]
 
 
 @dataclass
@@ -138,11 +155,18 @@ def audit_text(
     return list(found.values())
 
 
+def _allowed(leak: Any) -> bool:
+    return isinstance(leak, dict) and leak.get("kind") == ALLOWED_KIND
+
+
 def summarize_leaks(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The audit's run figures: rows audited, rows with any leak, their share, counts by kind."""
+    """The audit's run figures: rows audited, rows with any leak (values the category policy
+    kept count under ALLOWED_KIND, not as a leak), their share, counts by kind."""
     audited = [r for r in rows if isinstance(r.get("leaks"), list)]
-    leaking = [r for r in audited if r["leaks"]]
+    leaking = [r for r in audited if any(not _allowed(leak) for leak in r["leaks"])]
     by_kind = dict.fromkeys(KINDS, 0)
+    if any("kept_values" in r for r in audited):  # the category policy ran: its kept values
+        by_kind[ALLOWED_KIND] = 0
     for row in audited:
         for leak in row["leaks"]:
             kind = leak.get("kind") if isinstance(leak, dict) else None

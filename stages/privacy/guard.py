@@ -16,7 +16,7 @@ as a mention live in `stages.privacy.text`, shared with the leak audit.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from stages.privacy.text import (
     QUOTED,
     STOP_WORDS,
     digit_count,
+    normalize,
     number_value,
     phrases,
     symbol_spans,
@@ -163,12 +164,16 @@ class RowGuard:
         symbols: SymbolTable,
         index: ValueIndex | None,
         policy: GuardPolicy | None = None,
+        allowed_values: Iterable[str] = (),
     ) -> None:
         self.schema = schema
         self.kept = {str(t): list(c) for t, c in kept.items()}
         self.symbols = symbols
         self.index = index
         self.policy = policy or GuardPolicy()
+        self.allowed_values = frozenset(normalize(v) for v in allowed_values)
+        """Values the `category` policy lets through (not a sensitive category): never masked
+        or flagged, whatever kind the guard takes them for. Names are masked regardless."""
         self.changed = False
         self.findings: list[Finding] = []
 
@@ -212,6 +217,12 @@ class RowGuard:
         for m in NUMBER.finditer(text):
             if digit_count(m.group(0)) >= self.policy.number_digits:
                 candidates.append(_Span(m.start(), m.end(), "number", m.group(0)))
+        if self.allowed_values:
+            candidates = [
+                s
+                for s in candidates
+                if s.kind == "name" or normalize(text[s.start : s.end]) not in self.allowed_values
+            ]
         candidates.sort(key=lambda s: (-(s.end - s.start), _PRIORITY[s.kind], s.start))
         chosen: list[_Span] = []
         for span in candidates:

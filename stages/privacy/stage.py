@@ -21,6 +21,9 @@ from stages.sql.masking import symbolic_schema
 GUARD_KEY = "privacy_guard"
 """Row key: {where: [findings]} for every text the guard had to mask."""
 
+KEPT_VALUES_KEY = "kept_values"
+"""Row key: values the `category` privacy policy leaves unmasked (see stages.classify_values)."""
+
 INDEX_FOLDER = "value_index"
 """Folder of the value indexes inside the bookkeeping folder."""
 
@@ -48,6 +51,7 @@ class GuardedStage:
             symbols if symbols is not None else self.symbols(row),  # type: ignore[attr-defined]
             index,
             self._policy,
+            allowed_values=row.get(KEPT_VALUES_KEY) or (),
         )
 
     def _index(self, row: dict[str, Any]) -> ValueIndex:
