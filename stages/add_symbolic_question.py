@@ -9,7 +9,7 @@ from stages.base import LocalStage
 from stages.evidence import mask_evidence
 from stages.oracle import gold_schema_links
 from stages.privacy.guard import RowGuard, name_forms
-from stages.privacy.stage import GuardedStage
+from stages.privacy.stage import KEPT_VALUES_KEY, GuardedStage
 from stages.privacy.text import find_whole, normalize
 from stages.sql.masking import mask_question
 
@@ -124,7 +124,13 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
         row.pop("privacy_guard", None)  # a rerun records afresh
         self.store_guard(row, guard, "question")
         if has_evidence:  # BIRD evidence: the question's symbols and links, then the guard
-            text = mask_evidence(str(evidence), links, self.full_schema(row), guard.symbols)
+            text = mask_evidence(
+                str(evidence),
+                links,
+                self.full_schema(row),
+                guard.symbols,
+                kept_values=row.get(KEPT_VALUES_KEY) or (),
+            )
             row["symbolic_evidence"] = guard.enforce(text, "evidence")
             self.store_guard(row, guard, "evidence")
         return row

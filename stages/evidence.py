@@ -11,9 +11,11 @@ to the kept schema with fresh symbols.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from stages.oracle import name_variants
+from stages.privacy.text import normalize
 from stages.sql.masking import mask_question
 from stages.sql.schema import Schema
 from stages.sql.symbols import SymbolTable
@@ -43,9 +45,12 @@ def mask_evidence(
     schema_links: Any,
     schema: Schema,
     symbols: SymbolTable,
+    kept_values: Collection[str] = (),
 ) -> str:
     """The evidence with kept names and every literal replaced by symbols (`symbols` grows
-    by the new values); names ranking dropped stay for the guard."""
+    by the new values); names ranking dropped stay for the guard. Literals in `kept_values`
+    (the `category` privacy policy's non-sensitive values) stay as written."""
+    kept = {normalize(v) for v in kept_values}
     text = _QUOTED_SYMBOL.sub(r"\1", mask_question(evidence, None, schema_links, symbols))
     spans: list[tuple[int, int]] = [m.span() for m in _SYMBOL.finditer(text)]
     replacements: list[tuple[int, int, str]] = []
@@ -59,12 +64,14 @@ def mask_evidence(
             continue
         if m.group(1) is not None:
             value = m.group(1).replace("''", "'")
-            if value.strip():
+            if value.strip() and normalize(value) not in kept:
                 claim(m.start(), m.end(), symbols.add_value(value, None, value))
         elif m.group(2) is not None and m.group(2).strip():
             # "..." in evidence may be a name or a value: a name when the schema has it
             inner = m.group(2)
             is_name, sym = _name_symbol(inner, schema, symbols)
+            if not is_name and normalize(inner) in kept:
+                continue
             if not is_name:
                 claim(m.start(), m.end(), symbols.add_value(inner, None, inner))
             elif sym is not None:
@@ -81,6 +88,8 @@ def mask_evidence(
         if _taken(spans, *m.span()):
             continue
         raw = m.group(0)
+        if normalize(raw) in kept:
+            continue
         value: int | float = float(raw) if "." in raw else int(raw)
         claim(m.start(), m.end(), symbols.add_value(value, None, raw))
     for a, b, symbol in sorted(replacements, reverse=True):

@@ -130,3 +130,24 @@ def test_the_oracle_rule_reads_the_linked_column():
     assert category_from_column("department.dept_name") == "other"
     assert category_from_column("concert.Year") == "other"
     assert category_from_column(None) == "unknown"
+
+
+def test_bird_evidence_follows_the_policy(tmp_path: Path):
+    folder = tmp_path / "bird"
+    shutil.copytree(
+        ROOT / "data" / "bird", folder, ignore=shutil.ignore_patterns("1_input.json", ".*")
+    )
+    proc = cli("--data", str(folder), "privacy.policy=category")
+    assert proc.returncode == 0, proc.stderr
+    rows = last_rows(folder)
+    assert json.loads((folder / "results.json").read_text())["exec_acc"] == 1.0
+    prompts = llm_prompts(folder)
+    with_evidence = [r for r in rows if any(shows(r["evidence"], v) for v in r["kept_values"])]
+    assert with_evidence
+    for row in with_evidence:  # a kept value is written as such in the evidence too
+        for value in row["kept_values"]:
+            assert shows(row["symbolic_evidence"], value) == shows(row["evidence"], value)
+    for i, row in enumerate(rows):
+        for value in row["masked_values"]:
+            assert not shows(prompts[i], value)
+            assert not shows(row["symbolic_evidence"], value)
