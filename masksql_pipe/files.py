@@ -83,7 +83,11 @@ def check_stage_name(name: str) -> str:
 
 
 def numbered_files(folder: Path) -> list[tuple[StageFile, Path]]:
-    """The numbered JSON files in ``folder``, sorted by number then name."""
+    """The numbered JSON files in ``folder``, sorted by number then name; InputError when
+    ``folder`` is missing or not a folder (every reader of a data folder starts here)."""
+    if not folder.is_dir():
+        what = "not a folder" if folder.exists() else "data folder not found"
+        raise InputError(f"{folder}: {what}; --data takes the dataset folder")
     found = []
     for entry in folder.iterdir():
         match = _NUMBERED.match(entry.name)

@@ -163,3 +163,12 @@ def test_compare_prints_the_settings_that_differ(two_runs: Path) -> None:
     assert "0" in line and "0.5" in line
     code, out, _ = cli_here("compare", history[1], history[1], "--data", str(two_runs))
     assert "The configurations are the same." in out
+
+
+def test_readers_of_a_missing_data_folder_say_so_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_folder"
+    for args in (("show", "--data", str(missing), "1"), ("status", "--data", str(missing))):
+        done = cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert f"{missing}: data folder not found" in done.stderr.strip().splitlines()[-1]
