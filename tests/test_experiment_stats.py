@@ -56,7 +56,7 @@ def test_bootstrap_interval_covers_the_true_rate():
 def test_bootstrap_is_deterministic_and_degenerate_cases():
     sample = [1, 0, 1, 1, 0]
     assert bootstrap_proportion(sample) == bootstrap_proportion(sample)
-    assert bootstrap_proportion([1, 1, 1]).to_dict()["low"] == 1.0
+    assert bootstrap_proportion([1, 1, 1]).low == pytest.approx(0.025 ** (1 / 3))  # exact bound
     assert bootstrap_proportion([]).estimate is None
 
 
@@ -69,3 +69,14 @@ def test_paired_difference_interval():
     assert 0.0 < interval.low < 0.3 < interval.high
     same = paired_bootstrap_difference(a, a)
     assert (same.low, same.high) == (0.0, 0.0)
+
+
+def test_a_unanimous_sample_gets_the_exact_bound_not_a_point() -> None:
+    # 33 of 33: the true rate r is excluded at 95% when r**33 < 0.025, i.e. r < 0.025**(1/33)
+    whole = bootstrap_proportion([1] * 33)
+    assert whole.estimate == 1.0 and whole.high == 1.0
+    assert abs(whole.low - 0.025 ** (1 / 33)) < 1e-12
+    assert 0.89 < whole.low < 0.90
+    none = bootstrap_proportion([0] * 11)
+    assert none.estimate == 0.0 and none.low == 0.0
+    assert abs(none.high - (1 - 0.025 ** (1 / 11))) < 1e-12

@@ -41,7 +41,8 @@ def test_sweep_tabulates_each_configuration(tmp_path: Path):
     assert masked["ea"]["count"] == 5 and unmasked["ea"]["count"] == 5
     assert masked["leak"]["count"] == 0
     assert unmasked["leak"]["count"] == 5  # the real names reach the remote model
-    assert "100.0% [100.0%, 100.0%] (5/5)" in proc.stdout
+    low = 100 * 0.025 ** (1 / 5)  # 5/5: the exact lower bound, not a collapsed bootstrap
+    assert f"100.0% [{low:.1f}%, 100.0%] (5/5)" in proc.stdout
     kept = json.loads((data / ".masksql_pipe" / "sweep" / "2.json").read_text())
     assert kept["privacy"]["masked"] is False
 

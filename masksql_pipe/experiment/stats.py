@@ -53,11 +53,21 @@ def bootstrap_proportion(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> Interval:
-    """Percentile bootstrap interval for the share of true outcomes."""
+    """Percentile bootstrap interval for the share of true outcomes.
+
+    When every outcome agrees (0/n or n/n) every resample does too and the bootstrap collapses
+    to a point, which would claim certainty; the exact Clopper-Pearson bound is given instead.
+    """
     values = [1 if o else 0 for o in outcomes]
     n = len(values)
     if n == 0:
         return Interval(None, None, None, level)
+    hits = sum(values)
+    if hits in (0, n):
+        bound = ((1 - level) / 2) ** (1 / n)  # exact: P(all n agree | rate) = rate**n
+        if hits:
+            return Interval(1.0, bound, 1.0, level)
+        return Interval(0.0, 0.0, 1 - bound, level)
     rng = random.Random(seed)
     means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
     alpha = (1 - level) / 2
