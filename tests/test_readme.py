@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from helpers_files import snapshot
 
 README = ROOT / "README.md"
 FENCE = re.compile(
@@ -46,16 +47,6 @@ def examples() -> list[Example]:
     for match in FENCE.finditer(text):
         line = text.count("\n", 0, match.start("lang")) + 1
         found.append(Example(match["lang"], match["body"], line, (match["mark"] or "").strip()))
-    return found
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    found = {}
-    for root, dirs, files in os.walk(folder):
-        for name in [*dirs, *files]:
-            path = Path(root, name)
-            stat = path.stat()
-            found[str(path.relative_to(folder))] = (stat.st_size, stat.st_mtime_ns)
     return found
 
 

@@ -20,21 +20,11 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from conftest import ROOT, cli, load
+from helpers_files import snapshot
 
 from masksql_pipe.viewer.server import make_app
 
 ERROR_KEY = "pipe_error"
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every path under ``folder`` with its size and mtime."""
-    found = {}
-    for root, dirs, files in os.walk(folder):
-        for name in [*dirs, *files]:
-            path = Path(root, name)
-            stat = path.stat()
-            found[str(path.relative_to(folder))] = (stat.st_size, stat.st_mtime_ns)
-    return found
 
 
 @pytest.fixture(scope="module")
