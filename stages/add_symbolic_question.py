@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from masksql_pipe.transformer import StageRun
 from stages.base import LocalStage
 from stages.evidence import mask_evidence
-from stages.oracle import gold_schema_links
+from stages.oracle import gold_schema_links, name_variants
 from stages.privacy.guard import RowGuard, name_forms
 from stages.privacy.stage import KEPT_VALUES_KEY, GuardedStage
-from stages.privacy.text import find_whole, normalize
+from stages.privacy.text import STOP_WORDS, find_whole, phrases
 from stages.sql.masking import mask_question
 
 
@@ -50,6 +51,35 @@ MAX_LINK_WORDS = 4
 """A small model's link term longer than this is not a schema term (it is dropped)."""
 
 
+def holds_value(term: str, guard: RowGuard, forms: dict[str, Any]) -> bool:
+    """Whether some run of the term's words is a database value (and not a schema name): a
+    link for "History department" would hide the value History inside a table symbol."""
+    if guard.index is None:
+        return False
+    runs = {
+        norm
+        for _, _, norm in phrases(term)
+        if len(norm) >= guard.policy.min_value_length
+        and norm not in forms
+        and norm not in STOP_WORDS
+    }
+    return bool(guard.index.lookup(runs))
+
+
+def names_its_table(term: str, item: Any, guard: RowGuard) -> bool:
+    """A link to a whole table must share a word stem with the table's name ("singers" ->
+    singer); a small model's `"total credits": "student"` would mask a column as a table.
+    Links to columns may be synonyms ("older" -> age) and are not checked."""
+    if not isinstance(item, str) or "." in item:
+        return True
+    table = next((t for t in guard.schema.tables if t.name.lower() == item.lower()), None)
+    if table is None:
+        return True
+    stems = {w[:4] for w in re.findall(r"[a-z0-9]+", " ".join(name_variants(table.name)).lower())}
+    words = re.findall(r"[a-z0-9]+", term.lower())
+    return any(w[:4] in stems for w in words if len(w) >= 3)
+
+
 def checked_links(question: str, links: dict[str, Any], guard: RowGuard) -> dict[str, Any]:
     """The small model's links, made safe to mask with: a term that spells a schema name links
     to that name; a term that is a database value, longer than MAX_LINK_WORDS words or only
@@ -57,7 +87,6 @@ def checked_links(question: str, links: dict[str, Any], guard: RowGuard) -> dict
     item the ranking dropped is kept again (the guard's kept schema grows by it)."""
     forms = name_forms(guard.schema).items
     partial_free = drop_partial_links(question, links, guard.name_spans(question))
-    cells = guard.index.lookup(normalize(str(t)) for t in partial_free) if guard.index else {}
     out: dict[str, Any] = {}
     for term, item in partial_free.items():
         low = str(term).strip().lower()
@@ -66,7 +95,11 @@ def checked_links(question: str, links: dict[str, Any], guard: RowGuard) -> dict
             if column is not None:
                 table = f"{guard.keep_column(table, column)}.{column}"
             out[term] = table
-        elif len(str(term).split()) <= MAX_LINK_WORDS and normalize(str(term)) not in cells:
+        elif (
+            len(str(term).split()) <= MAX_LINK_WORDS
+            and not holds_value(str(term), guard, forms)
+            and names_its_table(str(term), item, guard)
+        ):
             out[term] = item
     for item in out.values():
         if isinstance(item, str):

@@ -184,6 +184,23 @@ def test_small_model_links_are_checked_before_masking(music) -> None:
     assert guard.symbols.column_symbol("capacity") and guard.symbols.column_symbol("age")
 
 
+def test_a_link_that_would_hide_a_value_or_call_a_column_a_table_is_dropped(music) -> None:
+    # seen with Qwen2.5-Coder-1.5B: "History department" -> department swallowed the value,
+    # "total credits" -> student masked a column as a table
+    question = "How many singers from France sang at the Glasgow stadium with the most seats?"
+    links = {
+        "singers": "singer",  # shares the table's stem: kept
+        "Glasgow stadium": "stadium",  # holds the value Glasgow: dropped
+        "most seats": "stadium",  # no word of the table's name: dropped
+        "seats": "stadium.capacity",  # a column synonym: kept
+    }
+    guard = guard_for(music, {"singer": ["singer_id"], "stadium": ["stadium_id"]})
+    checked = checked_links(question, links, guard)
+    assert checked == {"singers": "singer", "seats": "stadium.capacity"}
+    masked = guard.mask(question)
+    assert "Glasgow" not in masked and "V1" in masked  # the guard masks it as a value
+
+
 def test_a_masked_column_name_is_kept_in_every_kept_table_that_has_it(music) -> None:
     guard = guard_for(music, {"singer": ["singer_id"], "stadium": ["stadium_id"]})
     assert guard.mask("the names") == "the C3"
