@@ -156,6 +156,7 @@ def test_remote_model_sees_no_real_names_or_values(oracle_run: dict[str, Any]) -
         for line in path.read_text(encoding="utf-8").splitlines():
             entry = load_line(line)
             text = "\n".join(m["content"] for m in entry["messages"])
+            text = re.sub(r"(?i)\bLIMIT\s+\d+", "", text)  # the template's examples: no secret
             leaks = [
                 s
                 for s in secrets
