@@ -3,6 +3,9 @@
     python benchmarks/real_model.py --base-url http://127.0.0.1:8080/v1 \
         --model qwen2.5-coder-1.5b-instruct -n 8
 
+Two servers on one machine (`serve.sh start 1.5b 8080` and `... 8081`, one thread each)
+nearly double the throughput on 2 cores: `--base-url http://127.0.0.1:8080/v1,http://127.0.0.1:8081/v1`.
+
 Runs `python main.py` (the real CLI, as a user would) on temp copies of the sample data, once
 with the `masksql` pipeline and once with the `unmasked` baseline, both roles on the given
 model, and prints: execution accuracy of both (and their ratio), the leak audit (rows with a
@@ -42,16 +45,21 @@ def copy_sample(dest: Path) -> Path:
 
 
 def models_file(folder: Path, args: argparse.Namespace, base_url: str) -> Path:
-    """A models file naming the endpoint as model `real` (one request at a time)."""
+    """A models file naming the endpoint(s) as model `real`: one request at a time per
+    endpoint; several comma-separated URLs (one server each) share the rows."""
     settings: dict[str, Any] = {"temperature": 0, "max_tokens": args.max_tokens}
+    urls = [u.strip() for u in base_url.split(",") if u.strip()]
     entry: dict[str, Any] = {
         "model": args.model,
-        "base_url": base_url,
         "api_key_env": KEY_VARIABLE,
         "settings": settings,
-        "max_concurrency": args.concurrency,
+        "max_concurrency": args.concurrency or len(urls),
         "timeout": args.timeout,
     }
+    if len(urls) > 1:
+        entry["base_urls"] = [{"url": u, "max_concurrency": 1} for u in urls]
+    else:
+        entry["base_url"] = urls[0]
     if args.structured:
         entry["structured"] = args.structured
     path = folder / "models.json"
@@ -170,13 +178,19 @@ def empty_loopback(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://host/v1")
+    parser.add_argument(
+        "--base-url",
+        help="OpenAI-compatible endpoint, e.g. http://host/v1; several, comma-separated, "
+        "share the rows (one request at a time each)",
+    )
     parser.add_argument("--model", help="model id at that endpoint")
     parser.add_argument("-n", type=int, default=6, help="sample questions (default 6)")
     parser.add_argument("--start", type=int, default=0, help="first question (default 0)")
     parser.add_argument("--max-tokens", type=int, default=384)
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="requests in flight (default: one per URL)"
+    )
     parser.add_argument("--structured", choices=["json_object", "json_schema"], default=None)
     parser.add_argument("--api-key-env", default=None, help="variable holding the key, if any")
     parser.add_argument("--only", choices=["masked", "unmasked"], default=None)
