@@ -11,6 +11,7 @@ from typing import Any
 from stages.base import LlmStage
 from stages.oracle import gold_symbolic_sql
 from stages.replies import parse_sql_reply, render_sql_reply
+from stages.sql.masking import question_symbol_notes
 
 
 class GenerateSymbolicSql(LlmStage):
@@ -20,10 +21,12 @@ class GenerateSymbolicSql(LlmStage):
     prop = "symbolic_sql"
 
     def _prompt_parts(self, row: dict[str, Any]) -> dict[str, Any]:
+        question, schema = row["symbolic_question"], row["symbolic_schema"]
         return {
-            "question": row["symbolic_question"],
+            "question": question,
             "evidence": row.get("symbolic_evidence") or "",
-            "schema": row["symbolic_schema"],
+            "schema": schema,
+            "notes": "; ".join(question_symbol_notes(question, schema)) if self.masked else "",
         }
 
     def _oracle(self, row: dict[str, Any]) -> str:

@@ -165,6 +165,9 @@ def test_remote_model_sees_no_real_names_or_values(oracle_run: dict[str, Any]) -
             assert leaks == [], (stage, entry["row"], leaks)
             checked += 1
     assert checked == 66
+    # the generation prompt locates the question's symbols (symbols only, checked above)
+    generate = (prompts / "11_GenerateSymbolicSql.jsonl").read_text(encoding="utf-8")
+    assert "Symbols in the question: T" in generate and ": a column of T" in generate
     # the local small model does see real names: the check itself can fail
     local = (prompts / "3_RankSchemaItems.jsonl").read_text(encoding="utf-8")
     assert "singer" in local

@@ -12,7 +12,13 @@ import pytest
 
 from stages.oracle import gold_schema_items, gold_schema_links, gold_values, name_variants
 from stages.sql.exec_match import exec_match
-from stages.sql.masking import mask_question, mask_sql, symbolic_schema, unmask_sql
+from stages.sql.masking import (
+    mask_question,
+    mask_sql,
+    question_symbol_notes,
+    symbolic_schema,
+    unmask_sql,
+)
 from stages.sql.schema import Schema, load_schema
 from stages.sql.symbols import SymbolTable
 from stages.sql.tokens import Kind, tokenize, unquote_string
@@ -344,6 +350,23 @@ def test_symbolic_schema_has_only_symbols() -> None:
         "Foreign keys:\n"
         "T2.C1 = T1.C1"
     )
+
+
+def test_question_symbols_are_located_in_the_symbolic_schema() -> None:
+    kept = MUSIC.filter({"stadium": ["name"], "singer": ["name", "country"]})
+    symbols = SymbolTable.from_schema(kept)
+    symbols.add_value("France", "singer.country", "France")
+    text = symbolic_schema(kept, symbols)
+    name, country = symbols.column_symbol("name"), symbols.column_symbol("country")
+    singer = symbols.table_symbol("singer")
+    question = f"What are the {name} of {singer} from V1, and their {country}? {name} again"
+    assert question_symbol_notes(question, text) == [
+        f"{name}: a column of T1 and T2",  # each symbol once, in the question's order
+        f"{singer}: a table",
+        f"V1: a value of {singer}.{country}",
+        f"{country}: a column of {singer}",
+    ]
+    assert question_symbol_notes("How many are there?", text) == []
 
 
 def test_name_that_is_both_table_and_column_and_quoted_symbols(tmp_path: Path) -> None:

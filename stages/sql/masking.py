@@ -366,3 +366,32 @@ def symbolic_schema(schema: Schema, symbols: SymbolTable, *, values: bool = True
         lines.append("Values:")
         lines.extend(symbols.value_notes())
     return "\n".join(lines)
+
+
+_TABLE_LINE = re.compile(r"^(T\d+)\((.*)\)$")
+_VALUE_LINE = re.compile(r"^(V\d+): (.+)$")
+_QUESTION_SYMBOL = re.compile(r"(?<!\w)([TCV]\d+)(?!\w)")
+
+
+def question_symbol_notes(question: str, schema_text: str) -> list[str]:
+    """Where each symbol of a masked question lives, read off the symbolic schema: `T3: a
+    table`, `C11: a column of T4`, `V1: a value of T5.C13`. Symbols only (nothing to leak);
+    a small model given them joins the right tables more often than one left to look up."""
+    columns: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    for line in schema_text.splitlines():
+        if m := _TABLE_LINE.match(line.strip()):
+            for col in re.findall(r"(?<!\w)(C\d+)(?!\w)", m.group(2)):
+                columns.setdefault(col, []).append(m.group(1))
+        elif m := _VALUE_LINE.match(line.strip()):
+            values[m.group(1)] = m.group(2)
+    tables = {t for ts in columns.values() for t in ts}
+    notes: list[str] = []
+    for sym in dict.fromkeys(_QUESTION_SYMBOL.findall(question)):
+        if sym in tables:
+            notes.append(f"{sym}: a table")
+        elif sym in columns:
+            notes.append(f"{sym}: a column of {' and '.join(columns[sym])}")
+        elif sym in values:
+            notes.append(f"{sym}: {values[sym]}")
+    return notes
