@@ -9,12 +9,17 @@ from stages.dataset import require
 from stages.oracle import gold_symbolic_sql
 from stages.replies import parse_sql_reply, render_sql_reply
 from stages.sql.symbolic_check import symbolic_problems
+from stages.sql.value_columns import align_value_columns
 
 
 class RepairSymbolicSql(LlmStage):
     """Checks `symbolic_sql` locally (`symbolic_sql_problems`); when it fails, replaces it with
     the model's repair (the draft is kept in `symbolic_sql_draft`). No problem: no model call.
     The prompt holds only symbols: the symbolic question, schema, SQL and SQLite's messages.
+
+    First, a value symbol compared with another column than the one it belongs to is moved to
+    its own column (stages.sql.value_columns); `value_columns_aligned` lists what moved and
+    `symbolic_sql_unaligned` keeps the model's query.
     """
 
     template_name = "repair_symbolic_sql"
@@ -38,10 +43,25 @@ class RepairSymbolicSql(LlmStage):
         return render_sql_reply(sql)
 
     def _process_output(self, row: dict[str, Any], output: str) -> str:
-        return parse_sql_reply(output)
+        return self._aligned(row, parse_sql_reply(output))
+
+    def _aligned(self, row: dict[str, Any], sql: str) -> str:
+        """`sql` with value symbols on their own columns (masked runs); changes on the row."""
+        if not self.masked:
+            return sql
+        aligned, changes = align_value_columns(sql, self.symbols(row))
+        if changes:
+            row["value_columns_aligned"] = [*row.get("value_columns_aligned", []), *changes]
+        return aligned
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        sql = require(row, "symbolic_sql", "GenerateSymbolicSql")
+        for key in ("value_columns_aligned", "symbolic_sql_unaligned"):
+            row.pop(key, None)  # a rerun records afresh
+        written = require(row, "symbolic_sql", "GenerateSymbolicSql")
+        sql = self._aligned(row, written)
+        if sql != written:
+            row["symbolic_sql_unaligned"] = written
+            row["symbolic_sql"] = sql
         problems = symbolic_problems(
             sql, self.kept_schema(row), self.symbols(row), masked=self.masked
         )

@@ -18,6 +18,7 @@ from test_masksql_pipeline import copy_data
 
 from masksql_pipe.testing import LoopbackServer
 from stages.pipeline import LLM_STAGES
+from stages.sql.symbols import SymbolTable
 
 
 def last_file(folder: Path) -> Path:
@@ -316,3 +317,24 @@ def test_final_check_guards_a_hand_edited_question(tmp_path: Path, mode: str) ->
     else:
         assert row["pipe_error"]["stage"] == "GenerateSymbolicSql"
         assert row["pipe_error"]["type"] == "GuardBlocked"
+
+
+def test_a_value_on_the_wrong_column_is_moved_to_its_own(tmp_path: Path) -> None:
+    """A generated query comparing France with the wrong column (as Qwen 1.5B wrote it) is
+    aligned locally before it runs: the row scores, and the change is recorded."""
+    folder = copy_data(tmp_path / "data")
+    args = ["--data", str(folder), "--limit", "3", "--max-errors", "9"]
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    (generated,) = folder.glob("*_GenerateSymbolicSql.json")
+    rows = load(generated)
+    row = rows[1]  # "What are the names and ages of singers from France?"
+    symbols = SymbolTable.from_dict(row["symbols"])
+    right = symbols.item_symbol("singer.country").split(".")[1]
+    wrong = symbols.column_symbol("name")
+    assert f"{right} = V1" in row["symbolic_sql"]
+    row["symbolic_sql"] = row["symbolic_sql"].replace(f"{right} = V1", f"{wrong} = V1")
+    generated.write_text(json.dumps(rows), encoding="utf-8")
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    final = load(last_file(folder))[1]
+    assert final["symbolic_sql_unaligned"] == row["symbolic_sql"]
+    assert final["value_columns_aligned"] and final["exec_acc"] == 1
