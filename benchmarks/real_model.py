@@ -155,7 +155,23 @@ def describe(run: dict[str, Any]) -> list[str]:
         )
     if run["prompt_errors"]:
         lines.append(f"logged failed calls per stage log: {run['prompt_errors']}")
+    rows = last_stage_rows(run["folder"])
+    aligned = sum(1 for r in rows if r.get("value_columns_aligned"))
+    dropped = sum(len(r.get("values_dropped") or []) for r in rows)
+    lines.append(
+        f"local fixes: {aligned} rows with a value moved to its own column; "
+        f"{dropped} detected values dropped (not in the question)"
+    )
     return lines
+
+
+def last_stage_rows(data: Path) -> list[dict[str, Any]]:
+    """The rows of the highest-numbered stage file of a run folder."""
+    numbered = [p for p in data.glob("*_*.json") if p.name.split("_", 1)[0].isdigit()]
+    if not numbered:
+        return []
+    last = max(numbered, key=lambda p: int(p.name.split("_", 1)[0]))
+    return json.loads(last.read_text(encoding="utf-8"))
 
 
 def empty_loopback(args: argparse.Namespace) -> None:
