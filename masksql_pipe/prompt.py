@@ -89,6 +89,7 @@ class PromptProcessor(JsonListTransformer):
         self._cache: ResponseCache | None = None
         self._lookup = True
         self._log: IO[bytes] | None = None
+        self._run_id: str | None = None
         self._reset_usage()
 
     # -- the hooks a stage implements --------------------------------------------------------
@@ -195,6 +196,7 @@ class PromptProcessor(JsonListTransformer):
             registry = ModelRegistry.from_environment()
             self._owns_registry = True
         self._registry = registry
+        self._run_id = run.options.run_id
         model = registry.get(self.model)
         self._model = model
         has_oracle = type(self)._oracle is not PromptProcessor._oracle
@@ -449,6 +451,8 @@ class PromptProcessor(JsonListTransformer):
             "finish_reason": completion.finish_reason,
             "attempt": attempt,
         }
+        if self._run_id is not None:
+            entry["run"] = self._run_id
         if rejected is not None:
             entry["rejected"] = rejected
         self._log.write(orjson.dumps(entry) + b"\n")
@@ -488,6 +492,8 @@ class PromptProcessor(JsonListTransformer):
             "retries": None,
             "error": scrub_text(f"{type(error).__name__}: {error}"),
         }
+        if self._run_id is not None:
+            entry["run"] = self._run_id
         self._log.write(orjson.dumps(entry) + b"\n")
         self._flush_log_soon()
 

@@ -95,6 +95,7 @@ def run_pipeline(
     experiment, engine = build_run(data, pipeline, overrides, config, models, options)
     input_file = find_input_file(data)  # after build_run: a pipeline may prepare it
     logger = RunLogger(data, pipeline, experiment, argv)
+    engine.options.run_id = logger.id
     err.print(f"pipeline [bold]{pipeline}[/bold] on {input_file}", highlight=False)
     describe = getattr(experiment, "describe", None)
     if callable(describe):

@@ -53,6 +53,9 @@ class RunOptions:
     """Send model stages' prompts through the provider's batch API (`--batch`)."""
     budget: Any = None
     """A `masksql_pipe.lm.pricing.Budget` capping the run's dollars (`--budget`), or None."""
+    run_id: str | None = None
+    """The run record's id: prompt-log lines carry it, so a row's calls can be told apart
+    from earlier runs' (whose row numbers may even mean other rows, after another --start)."""
 
 
 @dataclass

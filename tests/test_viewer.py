@@ -90,6 +90,8 @@ async def test_row_journey_diffs_errors_and_prompts(viewer: Viewer, run_folder: 
     assert [step["file"] for step in journey["steps"]] == [p.name for p in files]
     previous = None
     errors_seen = []
+    runs_in_log: set[str] = set()
+    two_runs = False
     for step, path in zip(journey["steps"], files, strict=True):
         rows = load(path)
         row = rows[index]
@@ -104,9 +106,18 @@ async def test_row_journey_diffs_errors_and_prompts(viewer: Viewer, run_folder: 
         calls = []
         if log.is_file():
             calls = [orjson.loads(line) for line in log.read_bytes().splitlines()]
-        assert step["calls"] == [c for c in calls if c.get("row") == index]
+        row_calls = [c for c in calls if c.get("row") == index]
+        newest = [c for c in row_calls if c["run"] == row_calls[-1]["run"]] if row_calls else []
+        assert step["calls"] == newest  # this row's calls in the newest run that made any
+        runs_in_log.update(c["run"] for c in row_calls)
+        two_runs = two_runs or len({c["run"] for c in row_calls}) > 1
         previous = row
     assert errors_seen == [load(last)[index][ERROR_KEY]]
+    recorded = {
+        orjson.loads(p.read_bytes())["id"]
+        for p in (run_folder / ".masksql_pipe" / "runs").glob("*.json")
+    }
+    assert runs_in_log == recorded and two_runs  # every call names its run; both runs called
     model_calls = [c for step in journey["steps"] for c in step["calls"]]
     assert model_calls and all("prompt_tokens" in c and "latency" in c for c in model_calls)
     assert any("cached" in c for c in model_calls)

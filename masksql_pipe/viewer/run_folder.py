@@ -155,12 +155,14 @@ class RunFolder:
         return prompt_log_path(self.data / BOOKKEEPING_DIR, stage_path.stem)
 
     def prompts(self, file: str, index: int) -> list[dict[str, Any]]:
-        """The model calls a stage made for row ``index``: messages, reply, tokens, latency,
-        cache hit, retries (from ``DIR/.masksql_pipe/prompts/<stage>.jsonl``)."""
+        """The model calls a stage made for row ``index`` in the newest run that called the
+        model for it: messages, reply, tokens, latency, cache hit, retries (from
+        ``DIR/.masksql_pipe/prompts/<stage>.jsonl``). Older runs' calls are left out: their row
+        numbers may name other rows (another ``--start``)."""
         log = self._prompt_log(self.stage_file(file))
         if not log.is_file():
             return []
-        return list(self._cached(log, calls_by_row).get(index, []))
+        return newest_run_calls(self._cached(log, calls_by_row).get(index, []))
 
     # -- run logs ------------------------------------------------------------------------------
 
@@ -240,6 +242,15 @@ def row_label(row: dict[str, Any]) -> str:
                 break
     text = " · ".join(parts)
     return text if len(text) <= 90 else text[:89] + "…"
+
+
+def newest_run_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls of the last run among ``calls`` (log order; lines without a run id, from
+    before runs were recorded in the log, count as one run)."""
+    if not calls:
+        return []
+    last = calls[-1].get("run")
+    return [call for call in calls if call.get("run") == last]
 
 
 def calls_by_row(path: Path) -> dict[int, list[dict[str, Any]]]:
