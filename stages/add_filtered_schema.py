@@ -7,6 +7,22 @@ from typing import Any
 from stages.base import LocalStage
 from stages.dataset import require
 from stages.ranking import cap_items
+from stages.sql.schema import Schema
+
+
+def with_text_columns(items: dict[str, Any], schema: Schema) -> dict[str, list[str]]:
+    """`items` ({table: [columns]}) where each table without a text column among its items
+    gets the table's first text column (none: unchanged)."""
+    out = {str(t): list(c or []) for t, c in items.items()}
+    for table in schema.tables:
+        key = next((t for t in out if t.lower() == table.name.lower()), None)
+        if key is None:
+            continue
+        texts = [c.name for c in table.columns if c.type == "text"]
+        chosen = {c.lower() for c in out[key]}
+        if texts and not any(t.lower() in chosen for t in texts):
+            out[key].append(texts[0])
+    return out
 
 
 class AddFilteredSchema(LocalStage):
@@ -14,6 +30,8 @@ class AddFilteredSchema(LocalStage):
 
     `max_tables` / `max_columns` (0: no cap) keep only the best-ranked tables and, of each,
     the best-ranked columns, as the original MaskSQL's ranking caps do (keys still kept).
+    With `keep_text_column`, a kept table with no text column left gets its first one back:
+    a question about "which stadium" is answered with a name the ranking may have dropped.
     """
 
     def __init__(
@@ -22,15 +40,19 @@ class AddFilteredSchema(LocalStage):
         databases: str = "databases",
         max_tables: int = 0,
         max_columns: int = 0,
+        keep_text_column: bool = True,
     ) -> None:
         super().__init__(tables, databases)
         self.max_tables = max_tables
         self.max_columns = max_columns
+        self.keep_text_column = keep_text_column
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         items = require(row, "schema_items", "RankSchemaItems")
         if self.max_tables or self.max_columns:
             items = cap_items(items, self.full_schema(row), self.max_tables, self.max_columns)
+        if self.keep_text_column:
+            items = with_text_columns(items, self.full_schema(row))
         kept = self.full_schema(row).filter(items)
         if not kept.tables:
             raise ValueError(f"no table of db_id {row['db_id']!r} left after ranking: {items}")

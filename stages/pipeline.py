@@ -97,7 +97,7 @@ class MaskSqlPipeline(ExperimentPipeline):
         default_config = {
             "models": {"slm": env_model("SLM_MODEL"), "llm": env_model("LLM_MODEL")},
             "schema": "ranked",
-            "ranking": {"file": "", "max_tables": 0, "max_columns": 0},
+            "ranking": {"file": "", "max_tables": 0, "max_columns": 0, "keep_text_column": True},
             "dataset": "auto",
             "data": {"tables": "", "databases": ""},
             "execution": {"timeout": 5.0, "max_rows": 10000, "keep_rows": 5},
@@ -196,8 +196,9 @@ class MaskSqlPipeline(ExperimentPipeline):
             raise ConfigError("setting 'schema=resdsql' needs 'ranking.file' (RESDSQL output)")
         return RankSchemaFromFile(file, **data)
 
-    def _caps(self) -> dict[str, int]:
-        """`ranking.max_tables` / `ranking.max_columns` (0: no cap), validated."""
+    def _caps(self) -> dict[str, Any]:
+        """`ranking.max_tables` / `ranking.max_columns` (0: no cap) and
+        `ranking.keep_text_column`, validated."""
         return validate_section(self.config(), "ranking", RankingCaps).model_dump()
 
     def stages(self) -> dict[str, JsonListTransformer]:

@@ -6,16 +6,20 @@ section as one object or stops with one line naming the setting (`ranking.max_ta
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 
 class RankingCaps(BaseModel):
-    """How many ranked tables, and columns per table, AddFilteredSchema keeps (0: no cap)."""
+    """How many ranked tables, and columns per table, AddFilteredSchema keeps (0: no cap),
+    and whether each kept table keeps a text column the ranking dropped."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")  # `file` shares the section
 
     max_tables: StrictInt = Field(0, ge=0)
     max_columns: StrictInt = Field(0, ge=0)
+    keep_text_column: StrictBool = True
+    """Each kept table also keeps its first text column (its name, as a rule): "which
+    stadium ..." is answered with the name even when the ranking dropped it."""
 
 
 class ModelRoles(BaseModel):

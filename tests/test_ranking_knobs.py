@@ -10,7 +10,7 @@ import pytest
 
 from masksql_pipe import Pipeline
 from masksql_pipe.errors import InputError
-from stages.add_filtered_schema import AddFilteredSchema
+from stages.add_filtered_schema import AddFilteredSchema, with_text_columns
 from stages.rank_schema_from_file import RankSchemaFromFile
 from stages.ranking import RankingFileError, cap_items, resdsql_items
 from stages.sql.schema import load_schema
@@ -124,3 +124,29 @@ def test_pipeline_reads_the_ranking_file_and_applies_caps(folder: Path):
         "ranking.max_columns=-1",
     )
     assert proc.returncode == 2 and "ranking.max_columns" in proc.stderr
+
+
+def test_a_kept_table_gets_a_text_column_back():
+    items = {"gas stations": ["Discount (%)"], "customers": ["Segment"], "transactions (1k)": []}
+    assert with_text_columns(items, SCHEMA) == {
+        "gas stations": ["Discount (%)", "Country"],  # its first text column
+        "customers": ["Segment"],  # has one already
+        "transactions (1k)": [],  # has none at all
+    }
+
+
+async def test_keep_text_column_is_a_setting(folder: Path):
+    ranking = json.loads((folder / "resdsql.json").read_text())
+    ranking[0]["tc_original"] = ["gas stations.Discount (%)"]
+    (folder / "resdsql.json").write_text(json.dumps(ranking))
+    data = {"tables": "dev_tables.json", "databases": "dev_databases"}
+    kept = {}
+    for keep in (True, False):
+        stages = [
+            RankSchemaFromFile("resdsql.json", **data),
+            AddFilteredSchema(**data, keep_text_column=keep),
+        ]
+        last = await Pipeline(stages).run(folder / "1_input.json")
+        kept[keep] = json.loads(last.read_text())[1]["filtered_schema"]  # question_id 0
+    assert kept[True] == {"gas stations": ["GasStationID", "Country", "Discount (%)"]}
+    assert kept[False] == {"gas stations": ["GasStationID", "Discount (%)"]}
