@@ -195,9 +195,10 @@ def remove_leftover_temp_files(*folders: Path) -> list[Path]:
     for folder in folders:
         if not folder.is_dir():
             continue
-        for path in folder.glob(".*.json.*.tmp"):
-            path.unlink(missing_ok=True)
-            removed.append(path)
+        for pattern in (".*.json.*.tmp", ".*.html.*.tmp"):
+            for path in folder.glob(pattern):
+                path.unlink(missing_ok=True)
+                removed.append(path)
     return removed
 
 

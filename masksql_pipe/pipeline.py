@@ -182,7 +182,8 @@ class Pipeline:
         planned = self.plan(input_path)
         with writer_lock(folder):
             book = bookkeeping_dir(folder)
-            for leftover in remove_leftover_temp_files(folder, book, book / "stages"):
+            bookkeeping = (book, book / "stages", book / "runs", book / "batches")
+            for leftover in remove_leftover_temp_files(folder, *bookkeeping):
                 self._say(f"removed {leftover}, left by an interrupted write")
             for stage in self.stages:
                 stage.preflight(folder)

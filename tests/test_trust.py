@@ -170,9 +170,15 @@ def test_leftover_temp_files_are_removed_by_the_next_run(data_dir: Path) -> None
     record_tmp = data_dir / ".masksql_pipe" / "stages" / ".3_AddNumber.json.abc.tmp"
     record_tmp.parent.mkdir(parents=True)
     record_tmp.write_bytes(b"{")
+    run_tmp = data_dir / ".masksql_pipe" / "runs" / ".20260101-000000-abcdef.json.q1w2.tmp"
+    run_tmp.parent.mkdir(parents=True)
+    run_tmp.write_bytes(b"{")
+    report_tmp = data_dir / ".report.html.e4r5.tmp"
+    report_tmp.write_bytes(b"<html")
     result = cli("--data", str(data_dir), *PIPE, f"log.side_file={data_dir.parent / 's.log'}")
     assert result.returncode == 0, result.stderr
     assert not leftover.exists() and not record_tmp.exists()
+    assert not run_tmp.exists() and not report_tmp.exists()
     assert str(leftover) in result.stderr
 
 
