@@ -91,6 +91,22 @@ def test_endless_recursive_cte_times_out_quickly(db: Path) -> None:
     assert sha256(db) == before
 
 
+def test_the_timer_alone_stops_a_statement(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the progress handler made too rare to fire, only the timer's interrupt() can stop
+    an endless statement (SQLite work inside one VM step, e.g. a huge function call)."""
+    from stages.sql import execution
+
+    monkeypatch.setattr(execution, "_PROGRESS_STEPS", 2**31 - 1)  # fires after ~minutes
+    started = time.monotonic()
+    res = run_sql(
+        db,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
+        timeout=0.5,
+    )
+    assert res.error and "timed out" in res.error
+    assert time.monotonic() - started < 15  # the handler alone would take far longer
+
+
 def test_endless_rows_are_capped_not_hung(db: Path) -> None:
     sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
     start = time.monotonic()
