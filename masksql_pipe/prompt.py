@@ -451,6 +451,8 @@ class PromptProcessor(JsonListTransformer):
             "finish_reason": completion.finish_reason,
             "attempt": attempt,
         }
+        if completion.batch:  # a batch API times no single request: latency 0 is not measured
+            entry["batch"] = True
         if self._run_id is not None:
             entry["run"] = self._run_id
         if rejected is not None:

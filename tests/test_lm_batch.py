@@ -62,6 +62,9 @@ def test_batch_answers_every_row_with_one_batch_and_no_live_calls(tmp_path: Path
     assert stats["batches"][0]["status"] == "completed"
     record = json.loads((bookkeeping_dir(tmp_path / "data") / "batches" / "2_Ask.json").read_text())
     assert [b["state"] for b in record["batches"]] == ["collected"]
+    log = bookkeeping_dir(tmp_path / "data") / "prompts" / "2_Ask.jsonl"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 30 and all(line["batch"] is True for line in lines)
 
 
 def test_rerun_uses_the_cache_and_sends_no_batch(tmp_path: Path) -> None:
