@@ -369,6 +369,24 @@ def test_question_symbols_are_located_in_the_symbolic_schema() -> None:
     assert question_symbol_notes("How many are there?", text) == []
 
 
+def test_two_tables_a_link_table_joins_are_named_with_its_keys() -> None:
+    kept = MUSIC.filter(
+        {"stadium": ["name"], "singer": ["name"], "concert": ["year"], "singer_in_concert": []}
+    )
+    symbols = SymbolTable.from_schema(kept)
+    text = symbolic_schema(kept, symbols)
+    singer, concert, link, stadium = (
+        symbols.table_symbol(t) for t in ("singer", "concert", "singer_in_concert", "stadium")
+    )
+    notes = question_symbol_notes(f"Which {singer} sang in no {concert}?", text)
+    (joined,) = [n for n in notes if "meet through" in n]
+    assert joined.startswith(f"{singer} and {concert} meet through {link}: ")
+    assert joined.count(f"{link}.") == 2  # both keys start at the link table
+    # tables with a key between them (concert -> stadium) need no note; nor one table alone
+    assert not [n for n in question_symbol_notes(f"{concert} at {stadium}", text) if "meet" in n]
+    assert not [n for n in question_symbol_notes(f"How many {singer}?", text) if "meet" in n]
+
+
 def test_name_that_is_both_table_and_column_and_quoted_symbols(tmp_path: Path) -> None:
     entry = {
         "db_id": "geo",
@@ -389,3 +407,16 @@ def test_name_that_is_both_table_and_column_and_quoted_symbols(tmp_path: Path) -
     )
     # a model that quotes symbols is understood too
     assert unmask_sql('SELECT "C2" FROM [T1]', symbols) == 'SELECT "order" FROM country'
+
+
+def test_a_table_both_merely_point_to_is_not_a_link() -> None:
+    # student and course both point to department; only takes links the two
+    university = load_schema(DATA / "tables.json", "university")
+    kept = university.filter({t.name: [] for t in university.tables})
+    symbols = SymbolTable.from_schema(kept)
+    text = symbolic_schema(kept, symbols)
+    student, course, takes = (symbols.table_symbol(t) for t in ("student", "course", "takes"))
+    notes = question_symbol_notes(f"Which {student} took no {course}?", text)
+    assert [n.split(":")[0] for n in notes if "meet" in n] == [
+        f"{student} and {course} meet through {takes}"
+    ]

@@ -375,23 +375,61 @@ _QUESTION_SYMBOL = re.compile(r"(?<!\w)([TCV]\d+)(?!\w)")
 
 def question_symbol_notes(question: str, schema_text: str) -> list[str]:
     """Where each symbol of a masked question lives, read off the symbolic schema: `T3: a
-    table`, `C11: a column of T4`, `V1: a value of T5.C13`. Symbols only (nothing to leak);
-    a small model given them joins the right tables more often than one left to look up."""
+    table`, `C11: a column of T4`, `V1: a value of T5.C13`, and how two tables the question
+    names meet when no key joins them directly (`T2 and T3 meet through T4: T4.C5 = T2.C5
+    and T4.C7 = T3.C7`). Symbols only (nothing to leak): a small model reading symbols
+    cannot tell a link table by its name, as it can `singer_in_concert`."""
     columns: dict[str, list[str]] = {}
     values: dict[str, str] = {}
+    keys: list[tuple[str, str, str]] = []  # (table, other table, "Ta.Cx = Tb.Cy")
     for line in schema_text.splitlines():
-        if m := _TABLE_LINE.match(line.strip()):
+        line = line.strip()
+        if m := _TABLE_LINE.match(line):
             for col in re.findall(r"(?<!\w)(C\d+)(?!\w)", m.group(2)):
                 columns.setdefault(col, []).append(m.group(1))
-        elif m := _VALUE_LINE.match(line.strip()):
+        elif m := _VALUE_LINE.match(line):
             values[m.group(1)] = m.group(2)
+        elif m := _KEY_LINE.match(line):
+            keys.append((m.group(1), m.group(2), line))
     tables = {t for ts in columns.values() for t in ts}
     notes: list[str] = []
+    named: list[str] = []  # tables the question names, itself or through a column or value
     for sym in dict.fromkeys(_QUESTION_SYMBOL.findall(question)):
         if sym in tables:
             notes.append(f"{sym}: a table")
+            named.append(sym)
         elif sym in columns:
             notes.append(f"{sym}: a column of {' and '.join(columns[sym])}")
+            named.extend(columns[sym] if len(columns[sym]) == 1 else [])
         elif sym in values:
             notes.append(f"{sym}: {values[sym]}")
+            if m := re.search(r"\b(T\d+)\.C\d+", values[sym]):
+                named.append(m.group(1))
+    return notes + _link_notes(list(dict.fromkeys(named)), keys)
+
+
+_KEY_LINE = re.compile(r"^(T\d+)\.C\d+ = (T\d+)\.C\d+$")
+
+
+def _link_notes(named: list[str], keys: list[tuple[str, str, str]]) -> list[str]:
+    """For each pair of named tables with no key between them, the tables holding a foreign
+    key to each (a link table such as singer_in_concert), with those keys. A table both
+    merely point to (a shared department) is not a link between them."""
+
+    def key(a: str, b: str) -> str | None:
+        return next((k for x, y, k in keys if {x, y} == {a, b}), None)
+
+    def points(link: str, to: str) -> str | None:
+        return next((k for x, y, k in keys if x == link and y == to), None)
+
+    notes = []
+    tables = {x for x, _, _ in keys}
+    for i, a in enumerate(named):
+        for b in named[i + 1 :]:
+            if key(a, b) is not None:
+                continue
+            for link in sorted(tables - {a, b}):
+                to_a, to_b = points(link, a), points(link, b)
+                if to_a and to_b:
+                    notes.append(f"{a} and {b} meet through {link}: {to_a} and {to_b}")
     return notes
