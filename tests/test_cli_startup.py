@@ -54,6 +54,15 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _probe(code: str) -> str:
+    """Run `code` in a fresh interpreter at the repository root; its standard output."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_help_and_offline_commands_import_no_http_client(sample: Path) -> None:
     cwd = sample.parent
     assert imported_clients("--help", cwd=cwd) == []
@@ -92,11 +101,7 @@ def test_importing_changes_no_process_state() -> None:
         "import masksql_pipe, masksql_pipe.cli, masksql_pipe.files, stages.pipeline\n"
         "print(calls)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert _probe(probe).strip() == "[]"
 
 
 def test_help_loads_neither_the_engine_nor_the_configuration_layer() -> None:
@@ -113,11 +118,7 @@ def test_help_loads_neither_the_engine_nor_the_configuration_layer() -> None:
         "         'masksql_pipe.experiment.config', 'stages', 'pydantic', 'jinja2']\n"
         "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "LOADED="
+    assert _probe(probe).strip().splitlines()[-1] == "LOADED="
 
 
 def test_lazy_exports_all_resolve() -> None:

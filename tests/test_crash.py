@@ -50,6 +50,16 @@ def _wait_for(side: Path, ended: int, proc: subprocess.Popen, timeout: float = 6
         time.sleep(0.01)
 
 
+def _killed_mid_run(data: Path, side: Path, rows: list[dict], ended: int) -> Path:
+    """Write the input, start the run, kill -9 it once `ended` rows finished; its journal."""
+    write_rows(data / "1_input.json", rows)
+    proc = _start(data, side)
+    _wait_for(side, ended, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    return data / ".masksql_pipe" / "journal" / "3_Logged.jsonl"
+
+
 def _journaled(journal: Path) -> set[int]:
     lines = journal.read_bytes().split(b"\n")[1:]
     done = set()
@@ -98,15 +108,8 @@ def test_kill_9_mid_stage_then_resume(tmp_path: Path) -> None:
 
 
 def test_torn_journal_line_is_tolerated(tmp_path: Path) -> None:
-    rows = [{"x": i} for i in range(20)]
-    data = tmp_path / "data"
-    write_rows(data / "1_input.json", rows)
-    side = tmp_path / "side.log"
-    proc = _start(data, side)
-    _wait_for(side, 8, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    journal = data / ".masksql_pipe" / "journal" / "3_Logged.jsonl"
+    data, side = tmp_path / "data", tmp_path / "side.log"
+    journal = _killed_mid_run(data, side, [{"x": i} for i in range(20)], ended=8)
     done_before = _journaled(journal)
     with journal.open("ab") as handle:  # a write cut short by the crash
         handle.write(b'[[19, {"x": 19, "y": 20, "logg')
@@ -162,15 +165,8 @@ def test_ctrl_c_exits_cleanly_and_resumes(tmp_path: Path) -> None:
 
 
 def test_damaged_journal_lines_are_named_and_their_rows_run_again(tmp_path: Path) -> None:
-    rows = [{"x": i} for i in range(40)]
-    data = tmp_path / "data"
-    write_rows(data / "1_input.json", rows)
-    side = tmp_path / "side.log"
-    proc = _start(data, side)
-    _wait_for(side, 12, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    journal = data / ".masksql_pipe" / "journal" / "3_Logged.jsonl"
+    data, side = tmp_path / "data", tmp_path / "side.log"
+    journal = _killed_mid_run(data, side, [{"x": i} for i in range(40)], ended=12)
     lines = journal.read_bytes().split(b"\n")
     damaged = _journaled_line(lines[1])  # the rows of the first line, altered on disk
     lines[1] = lines[1].replace(b'"logged":', b'"lagged":')
