@@ -218,6 +218,8 @@ def main() -> None:
         return
     if not args.base_url or not args.model:
         parser.error("--base-url and --model are required (or --empty-loopback)")
+    if not [u for u in args.base_url.split(",") if u.strip()]:
+        parser.error(f"--base-url {args.base_url!r} names no URL")
     work_root = args.keep or Path(tempfile.mkdtemp(prefix="masksql-real-"))
     runs = []
     for pipeline, label in (("masksql", "masked"), ("unmasked", "unmasked")):
