@@ -8,54 +8,65 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .lazy import lazy_exports
+from masksql_pipe.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .common import CopyTransformer, DeleteProp, FilterList, LimitJson
-    from .dag import build_stages, order_nodes
-    from .dotted import delete_path, get_path, set_path
-    from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
-    from .experiment.pipeline import ExperimentPipeline
-    from .files import read_rows
-    from .lm.pricing import Budget, BudgetExceeded, Price
-    from .pipeline import Pipeline, StageInterrupted
-    from .prompt import PromptProcessor, ReplyCutOff
-    from .prompt_log import find_prompt_log, latest_by_row, prompt_log_path, read_prompt_log
-    from .transformer import ERROR_KEY, JsonListTransformer, RunOptions, StageRun, current_row_index
+    from masksql_pipe.common import CopyTransformer, DeleteProp, FilterList, LimitJson
+    from masksql_pipe.dag import build_stages, order_nodes
+    from masksql_pipe.dotted import delete_path, get_path, set_path
+    from masksql_pipe.errors import ConfigError, InputError, ModelError, PipeError, SpecError
+    from masksql_pipe.experiment.pipeline import ExperimentPipeline
+    from masksql_pipe.files import read_rows
+    from masksql_pipe.lm.pricing import Budget, BudgetExceeded, Price
+    from masksql_pipe.pipeline import Pipeline, StageInterrupted
+    from masksql_pipe.prompt import PromptProcessor, ReplyCutOff
+    from masksql_pipe.prompt_log import (
+        find_prompt_log,
+        latest_by_row,
+        prompt_log_path,
+        read_prompt_log,
+    )
+    from masksql_pipe.transformer import (
+        ERROR_KEY,
+        JsonListTransformer,
+        RunOptions,
+        StageRun,
+        current_row_index,
+    )
 
 _EXPORTS = {
-    "Budget": ".lm.pricing",
-    "BudgetExceeded": ".lm.pricing",
-    "ConfigError": ".errors",
-    "CopyTransformer": ".common",
-    "DeleteProp": ".common",
-    "ExperimentPipeline": ".experiment.pipeline",
-    "ERROR_KEY": ".transformer",
-    "FilterList": ".common",
-    "InputError": ".errors",
-    "JsonListTransformer": ".transformer",
-    "LimitJson": ".common",
-    "ModelError": ".errors",
-    "PipeError": ".errors",
-    "Pipeline": ".pipeline",
-    "Price": ".lm.pricing",
-    "PromptProcessor": ".prompt",
-    "ReplyCutOff": ".prompt",
-    "RunOptions": ".transformer",
-    "SpecError": ".errors",
-    "StageInterrupted": ".pipeline",
-    "StageRun": ".transformer",
-    "build_stages": ".dag",
-    "current_row_index": ".transformer",
-    "delete_path": ".dotted",
-    "find_prompt_log": ".prompt_log",
-    "get_path": ".dotted",
-    "latest_by_row": ".prompt_log",
-    "order_nodes": ".dag",
-    "prompt_log_path": ".prompt_log",
-    "read_prompt_log": ".prompt_log",
-    "read_rows": ".files",
-    "set_path": ".dotted",
+    "Budget": "masksql_pipe.lm.pricing",
+    "BudgetExceeded": "masksql_pipe.lm.pricing",
+    "ConfigError": "masksql_pipe.errors",
+    "CopyTransformer": "masksql_pipe.common",
+    "DeleteProp": "masksql_pipe.common",
+    "ExperimentPipeline": "masksql_pipe.experiment.pipeline",
+    "ERROR_KEY": "masksql_pipe.transformer",
+    "FilterList": "masksql_pipe.common",
+    "InputError": "masksql_pipe.errors",
+    "JsonListTransformer": "masksql_pipe.transformer",
+    "LimitJson": "masksql_pipe.common",
+    "ModelError": "masksql_pipe.errors",
+    "PipeError": "masksql_pipe.errors",
+    "Pipeline": "masksql_pipe.pipeline",
+    "Price": "masksql_pipe.lm.pricing",
+    "PromptProcessor": "masksql_pipe.prompt",
+    "ReplyCutOff": "masksql_pipe.prompt",
+    "RunOptions": "masksql_pipe.transformer",
+    "SpecError": "masksql_pipe.errors",
+    "StageInterrupted": "masksql_pipe.pipeline",
+    "StageRun": "masksql_pipe.transformer",
+    "build_stages": "masksql_pipe.dag",
+    "current_row_index": "masksql_pipe.transformer",
+    "delete_path": "masksql_pipe.dotted",
+    "find_prompt_log": "masksql_pipe.prompt_log",
+    "get_path": "masksql_pipe.dotted",
+    "latest_by_row": "masksql_pipe.prompt_log",
+    "order_nodes": "masksql_pipe.dag",
+    "prompt_log_path": "masksql_pipe.prompt_log",
+    "read_prompt_log": "masksql_pipe.prompt_log",
+    "read_rows": "masksql_pipe.files",
+    "set_path": "masksql_pipe.dotted",
 }
 """Public name -> the module (relative to this package) that defines it."""
 

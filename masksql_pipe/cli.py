@@ -14,7 +14,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from .cli_options import (
+from masksql_pipe.cli_options import (
     BatchOpt,
     BudgetOpt,
     ConcurrencyOpt,
@@ -31,10 +31,10 @@ from .cli_options import (
     RetryErrorsOpt,
     StartOpt,
 )
-from .console import err, fail, out
-from .errors import ConfigError, InputError, PipeError
-from .files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
-from .row_diff import row_diff
+from masksql_pipe.console import err, fail, out
+from masksql_pipe.errors import ConfigError, InputError, PipeError
+from masksql_pipe.files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
+from masksql_pipe.row_diff import row_diff
 
 app = typer.Typer(
     add_completion=False,
@@ -69,9 +69,9 @@ def run_command(
     budget: BudgetOpt = None,
 ) -> None:
     """Run a pipeline over DIR/1_input.json, reusing every stage that is up to date."""
-    from .lm.pricing import Budget
-    from .runner import run_pipeline
-    from .transformer import RunOptions
+    from masksql_pipe.lm.pricing import Budget
+    from masksql_pipe.runner import run_pipeline
+    from masksql_pipe.transformer import RunOptions
 
     options = RunOptions(
         concurrency=concurrency,
@@ -108,8 +108,8 @@ def status_command(
     With no settings given, stages are judged against the last run's pipeline, configuration
     and --start/--limit (they are part of the fingerprints); give settings to judge others.
     """
-    from .runner import build_run, check_data_folder, find_input_file
-    from .transformer import RunOptions
+    from masksql_pipe.runner import build_run, check_data_folder, find_input_file
+    from masksql_pipe.transformer import RunOptions
 
     check_data_folder(data)
     with _last_run_settings(data, pipeline, overrides, config, start, limit) as settings:
@@ -193,7 +193,7 @@ def _last_run_settings(
     The given ones, or, when none is given, those of the last recorded run (its configuration
     replayed from a temporary file, as `rerun` does).
     """
-    from .experiment.runlog import list_runs, recorded_option
+    from masksql_pipe.experiment.runlog import list_runs, recorded_option
 
     runs = list_runs(data)
     given = overrides or config or start is not None or limit is not None
@@ -265,7 +265,7 @@ def show_command(
     ] = False,
 ) -> None:
     """Print one row of a stage file, or with --diff what that stage changed in it."""
-    from .transformer import ERROR_KEY
+    from masksql_pipe.transformer import ERROR_KEY
 
     path = find_stage_file(data, stage)
     rows = read_rows(path)
@@ -304,7 +304,7 @@ def view_command(
     """
     import asyncio
 
-    from .viewer.server import serve
+    from masksql_pipe.viewer.server import serve
 
     if not data.is_dir():
         raise InputError(f"{data}: data folder not found")
@@ -325,7 +325,7 @@ def _bookkeeping_note() -> str:
 
 
 def _register_commands() -> None:
-    from .experiment.commands import register
+    from masksql_pipe.experiment.commands import register
 
     register(app)
 

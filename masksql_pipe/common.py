@@ -6,8 +6,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from .dotted import delete_path, get_path, has_path, set_path
-from .transformer import JsonListTransformer, RowCounter
+from masksql_pipe.dotted import delete_path, get_path, has_path, set_path
+from masksql_pipe.transformer import JsonListTransformer, RowCounter
 
 
 class LimitJson(JsonListTransformer):

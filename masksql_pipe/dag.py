@@ -6,8 +6,8 @@ import graphlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import SpecError
-from .transformer import JsonListTransformer
+from masksql_pipe.errors import SpecError
+from masksql_pipe.transformer import JsonListTransformer
 
 NodeAdapter = Callable[[str, Any, list[str]], JsonListTransformer]
 """Turns a node's ``function`` that is not a stage (e.g. an async function) into a stage."""

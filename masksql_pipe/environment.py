@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from masksql_pipe.errors import ConfigError
 
 MODELS_ENV = "MASKSQL_PIPE_MODELS"
 """Environment variable naming the model config file when none is given."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .transformer import RowCounter
+from masksql_pipe.transformer import RowCounter
 
 ETA_WINDOW = 60.0
 """Seconds of recent progress the estimate is based on."""

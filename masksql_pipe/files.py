@@ -16,7 +16,7 @@ from typing import Any
 import aiofiles
 import orjson
 
-from .errors import InputError
+from masksql_pipe.errors import InputError
 
 BOOKKEEPING_DIR = ".masksql_pipe"
 """Hidden folder inside the data folder that holds fingerprints, journals, logs and caches."""

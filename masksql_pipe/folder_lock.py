@@ -14,8 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import PipeError
-from .files import bookkeeping_dir
+from masksql_pipe.errors import PipeError
+from masksql_pipe.files import bookkeeping_dir
 
 LOCK_NAME = "write.lock"
 

@@ -21,9 +21,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from .dag import NodeAdapter, build_stages
-from .errors import InputError, SpecError
-from .files import (
+from masksql_pipe.dag import NodeAdapter, build_stages
+from masksql_pipe.errors import InputError, SpecError
+from masksql_pipe.files import (
     BOOKKEEPING_DIR,
     BackgroundDigest,
     FileState,
@@ -38,10 +38,10 @@ from .files import (
     write_atomic,
     write_json,
 )
-from .folder_lock import writer_lock
-from .journal import RowJournal
-from .progress import show_progress
-from .records import (
+from masksql_pipe.folder_lock import writer_lock
+from masksql_pipe.journal import RowJournal
+from masksql_pipe.progress import show_progress
+from masksql_pipe.records import (
     external_change,
     external_states,
     fingerprint_changes,
@@ -49,8 +49,14 @@ from .records import (
     pending_path,
     promote,
 )
-from .scrub import scrub
-from .transformer import ERROR_KEY, JsonListTransformer, RowCounter, RunOptions, StageRun
+from masksql_pipe.scrub import scrub
+from masksql_pipe.transformer import (
+    ERROR_KEY,
+    JsonListTransformer,
+    RowCounter,
+    RunOptions,
+    StageRun,
+)
 
 MAX_TRACEBACKS = 50
 

@@ -20,8 +20,8 @@ from rich.progress import (
     TextColumn,
 )
 
-from .eta import Eta, format_eta
-from .transformer import RowCounter
+from masksql_pipe.eta import Eta, format_eta
+from masksql_pipe.transformer import RowCounter
 
 PLAIN_INTERVAL = 10.0
 """Seconds between plain progress lines when not on a terminal."""

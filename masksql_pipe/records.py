@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .files import FileState, current_digest, read_json, write_json
+from masksql_pipe.files import FileState, current_digest, read_json, write_json
 
 _COUNTS = ("rows", "errors")
 

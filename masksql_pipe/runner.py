@@ -13,11 +13,11 @@ from typing import Any
 
 from rich.table import Table
 
-from .console import err, fail, out
-from .environment import models_file
-from .errors import InputError
-from .pipeline import Pipeline, StageInterrupted
-from .transformer import RunOptions
+from masksql_pipe.console import err, fail, out
+from masksql_pipe.environment import models_file
+from masksql_pipe.errors import InputError
+from masksql_pipe.pipeline import Pipeline, StageInterrupted
+from masksql_pipe.transformer import RunOptions
 
 
 def check_data_folder(data: Path) -> None:
@@ -53,10 +53,10 @@ def build_run(
     settings only, and a researcher may look at a run from a shell without the key.
     ``prepare=False`` (status) leaves the folder as it is: no 1_input.json is written.
     """
-    from .experiment.config import load_config_file, loggable, parse_overrides
-    from .experiment.functions import function_stage
-    from .experiment.pipeline import load_pipeline
-    from .lm.registry import ModelRegistry
+    from masksql_pipe.experiment.config import load_config_file, loggable, parse_overrides
+    from masksql_pipe.experiment.functions import function_stage
+    from masksql_pipe.experiment.pipeline import load_pipeline
+    from masksql_pipe.lm.registry import ModelRegistry
 
     cls = load_pipeline(pipeline)
     replacement = load_config_file(config) if config else None
@@ -90,7 +90,7 @@ def run_pipeline(
 
     Raises typer.Exit: 130 when interrupted, 1 when more than ``max_errors`` rows failed.
     """
-    from .experiment.runlog import RunLogger
+    from masksql_pipe.experiment.runlog import RunLogger
 
     experiment, engine = build_run(data, pipeline, overrides, config, models, options)
     input_file = find_input_file(data)  # after build_run: a pipeline may prepare it

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from .code_digest import module_closure, module_closure_digest
-from .files import check_stage_name
-from .scrub import scrub_text
+from masksql_pipe.code_digest import module_closure, module_closure_digest
+from masksql_pipe.files import check_stage_name
+from masksql_pipe.scrub import scrub_text
 
 ERROR_KEY = "pipe_error"
 """Reserved row key for a per-row failure: ``{"stage", "type", "message"}``."""

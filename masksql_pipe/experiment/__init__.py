@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lazy import lazy_exports
+from masksql_pipe.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .config import Internal, Prompt
-    from .functions import FunctionStage
-    from .pipeline import ExperimentPipeline, Pipeline, load_pipeline
+    from masksql_pipe.experiment.config import Internal, Prompt
+    from masksql_pipe.experiment.functions import FunctionStage
+    from masksql_pipe.experiment.pipeline import ExperimentPipeline, Pipeline, load_pipeline
 
 _EXPORTS = {
     "ExperimentPipeline": ".pipeline",

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..cli_options import (
+from masksql_pipe.cli_options import (
     BatchOpt,
     BudgetOpt,
     ConcurrencyOpt,
@@ -34,10 +34,10 @@ from ..cli_options import (
     RetryErrorsOpt,
     RunArg,
 )
-from ..console import out
-from ..environment import models_file
-from ..errors import ConfigError, InputError
-from ..files import write_atomic
+from masksql_pipe.console import out
+from masksql_pipe.environment import models_file
+from masksql_pipe.errors import ConfigError, InputError
+from masksql_pipe.files import write_atomic
 
 
 def _out() -> Console:
@@ -56,7 +56,7 @@ def pipelines_command(
     ] = None,
 ) -> None:
     """List the built-in pipelines (and any given by module path) with their required settings."""
-    from .pipeline import builtin_pipelines, load_pipeline
+    from masksql_pipe.experiment.pipeline import builtin_pipelines, load_pipeline
 
     table = Table(title="Pipelines", title_justify="left")
     table.add_column("name", no_wrap=True)
@@ -75,7 +75,7 @@ def pipelines_command(
 
 def _required(cls: type) -> str:
     """The Prompt settings a pipeline needs from the user, found by configuring it bare."""
-    from .config import MissingSettingsError
+    from masksql_pipe.experiment.config import MissingSettingsError
 
     try:
         cls(None, None, {})
@@ -88,8 +88,8 @@ def _required(cls: type) -> str:
 
 def models_command(models: ModelsOpt = None) -> None:
     """List the model names: offline ones (no key needed) and those of the model config file."""
-    from ..lm.offline import offline_models
-    from ..lm.registry import ModelRegistry
+    from masksql_pipe.lm.offline import offline_models
+    from masksql_pipe.lm.registry import ModelRegistry
 
     registry = ModelRegistry.from_environment(config_file=models_file(models))
     offline = set(offline_models())
@@ -133,7 +133,7 @@ def history_command(
     limit: Annotated[int, typer.Option(help="Show at most this many runs.", min=1)] = 20,
 ) -> None:
     """Recent runs of a dataset, newest first: id, time, pipeline, cases, passed, errors, tokens."""
-    from .runlog import list_runs, runs_dir
+    from masksql_pipe.experiment.runlog import list_runs, runs_dir
 
     runs = list_runs(data)
     if not runs:
@@ -174,16 +174,16 @@ def _count(value: Any) -> str:
 
 def summarize_command(run: RunArg, data: DataOpt) -> None:
     """Stage table, case table and totals of one run."""
-    from .report import render_summary
-    from .runlog import load_run
+    from masksql_pipe.experiment.report import render_summary
+    from masksql_pipe.experiment.runlog import load_run
 
     render_summary(load_run(data, run), _out())
 
 
 def format_command(run: RunArg, data: DataOpt) -> None:
     """Every case of one run: outcome, error (stage and message) and result."""
-    from .report import format_run
-    from .runlog import load_run
+    from masksql_pipe.experiment.report import format_run
+    from masksql_pipe.experiment.runlog import load_run
 
     format_run(load_run(data, run), _out())
 
@@ -194,9 +194,9 @@ def compare_command(
     data: DataOpt,
 ) -> None:
     """Two runs side by side: figures, cases whose outcome changed, settings that differ."""
-    from .config_diff import config_differences
-    from .report import compare, render_comparison
-    from .runlog import load_run
+    from masksql_pipe.experiment.config_diff import config_differences
+    from masksql_pipe.experiment.report import compare, render_comparison
+    from masksql_pipe.experiment.runlog import load_run
 
     record_a, record_b = load_run(data, run_a), load_run(data, run_b)
     render_comparison(compare(record_a, record_b), _out())
@@ -223,8 +223,8 @@ def report_command(
     ] = None,
 ) -> None:
     """Write a self-contained HTML report of a run (or a comparison) and print its path."""
-    from .html import comparison_html, run_html
-    from .runlog import load_run, runs_dir
+    from masksql_pipe.experiment.html import comparison_html, run_html
+    from masksql_pipe.experiment.runlog import load_run, runs_dir
 
     record = load_run(data, run)
     if compare_with is None:
@@ -266,11 +266,11 @@ def rerun_command(
     The recorded ``--start``/``--limit``/``--models`` are reused unless given anew; settings
     the log holds redacted (secrets) must be supplied again as overrides.
     """
-    from ..lm.pricing import Budget
-    from ..runner import run_pipeline
-    from ..transformer import RunOptions
-    from .config import REDACTED, iter_dotted, parse_overrides
-    from .runlog import load_run, recorded_option
+    from masksql_pipe.lm.pricing import Budget
+    from masksql_pipe.runner import run_pipeline
+    from masksql_pipe.transformer import RunOptions
+    from masksql_pipe.experiment.config import REDACTED, iter_dotted, parse_overrides
+    from masksql_pipe.experiment.runlog import load_run, recorded_option
 
     record = load_run(data, run)
     pipeline = record.get("pipeline")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .config import iter_dotted, redact, to_jsonable
+from masksql_pipe.experiment.config import iter_dotted, redact, to_jsonable
 
 ABSENT = "—"
 """Shown for a setting one of the runs does not have."""

@@ -11,9 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import SpecError
-from ..prompt import percentile
-from ..transformer import JsonListTransformer, StageRun
+from masksql_pipe.errors import SpecError
+from masksql_pipe.prompt import percentile
+from masksql_pipe.transformer import JsonListTransformer, StageRun
 
 StageFunction = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -39,7 +39,7 @@ class FunctionStage(JsonListTransformer):
         return {"metadata": self.metadata}
 
     async def setup(self, run: StageRun) -> None:
-        from ..lm.cache import ResponseCache
+        from masksql_pipe.lm.cache import ResponseCache
 
         self._latencies: list[float] = []
         self._price: Any = None
@@ -56,7 +56,7 @@ class FunctionStage(JsonListTransformer):
         self._price = getattr(model, "price", None)  # dollars for what the function returns
         if model.offline or cache is None:
             return await model.complete(messages, **kwargs)
-        from ..lm.cache import cache_key
+        from masksql_pipe.lm.cache import cache_key
 
         budget = kwargs.get("max_tokens")
         key = cache_key(model.call_settings(max_tokens=budget), messages)

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import ConfigError
-from ..transformer import RunOptions
-from .config import resolve_config
+from masksql_pipe.errors import ConfigError
+from masksql_pipe.transformer import RunOptions
+from masksql_pipe.experiment.config import resolve_config
 
 
 class ExperimentPipeline(ABC):

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from masksql_pipe.errors import InputError
 
-from .significance import paired_test
+from masksql_pipe.experiment.significance import paired_test
 
 __all__ = [
     "OUTCOMES",

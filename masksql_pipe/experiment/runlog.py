@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..files import BOOKKEEPING_DIR, read_json, read_rows, write_json
-from ..pipeline import Pipeline as Engine
-from ..scrub import scrub
-from ..transformer import ERROR_KEY
-from .config import loggable, redact
+from masksql_pipe.errors import InputError
+from masksql_pipe.files import BOOKKEEPING_DIR, read_json, read_rows, write_json
+from masksql_pipe.pipeline import Pipeline as Engine
+from masksql_pipe.scrub import scrub
+from masksql_pipe.transformer import ERROR_KEY
+from masksql_pipe.experiment.config import loggable, redact
 
 
 def runs_dir(data_dir: Path) -> Path:

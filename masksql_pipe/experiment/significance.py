@@ -10,10 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .stats import Interval, McNemar, mcnemar_exact, paired_bootstrap_difference
+from masksql_pipe.experiment.stats import (
+    Interval,
+    McNemar,
+    mcnemar_exact,
+    paired_bootstrap_difference,
+)
 
 if TYPE_CHECKING:
-    from .report import Summary
+    from masksql_pipe.experiment.report import Summary
 
 JUDGED = ("passed", "failed", "error")
 

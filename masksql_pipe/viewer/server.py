@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..errors import InputError
-from .run_folder import RunFolder
+from masksql_pipe.errors import InputError
+from masksql_pipe.viewer.run_folder import RunFolder
 
 HOST = "127.0.0.1"
 """Loopback only: the page shows prompts and data that must not leave the machine."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import get_dotted
-from ..functions import RESULTS_KEY, FunctionStage
-from ..pipeline import ExperimentPipeline
+from masksql_pipe.experiment.config import get_dotted
+from masksql_pipe.experiment.functions import RESULTS_KEY, FunctionStage
+from masksql_pipe.experiment.pipeline import ExperimentPipeline
 
 
 class DagPipeline(ExperimentPipeline):

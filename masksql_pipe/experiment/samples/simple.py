@@ -17,14 +17,20 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from ...errors import ConfigError
-from ...files import read_rows
-from ...lm.base import Model
-from ...transformer import ERROR_KEY
-from ..config import Internal, Prompt, get_dotted, set_internal, validate_section
-from ..functions import RESULTS_KEY, FunctionStage, StageFunction
-from ..pipeline import ExperimentPipeline
-from . import SAMPLES_DIR
+from masksql_pipe.errors import ConfigError
+from masksql_pipe.files import read_rows
+from masksql_pipe.lm.base import Model
+from masksql_pipe.transformer import ERROR_KEY
+from masksql_pipe.experiment.config import (
+    Internal,
+    Prompt,
+    get_dotted,
+    set_internal,
+    validate_section,
+)
+from masksql_pipe.experiment.functions import RESULTS_KEY, FunctionStage, StageFunction
+from masksql_pipe.experiment.pipeline import ExperimentPipeline
+from masksql_pipe.experiment.samples import SAMPLES_DIR
 
 DEFAULT_TEMPLATE = "simple_system.j2"
 """The shipped system-message template (looked up in the samples folder when not found)."""
@@ -132,7 +138,7 @@ class SimplePipeline(ExperimentPipeline):
         if not isinstance(name, str) or not name:
             raise ConfigError(f"setting 'infer.model.name' must be a model name, got {name!r}")
         if self._registry is None:
-            from ...lm.registry import ModelRegistry
+            from masksql_pipe.lm.registry import ModelRegistry
 
             self._registry = ModelRegistry.from_environment()
         model = self._registry.get(name)
