@@ -28,12 +28,12 @@ import aiohttp
 import openai
 import orjson
 
+from masksql_pipe.engine.pipeline import Pipeline
+from masksql_pipe.engine.stage import RunOptions
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.openai_model import ClientPool, OpenAIModel
 from masksql_pipe.lm.registry import ModelRegistry, ModelSpec
-from masksql_pipe.pipeline import Pipeline
-from masksql_pipe.prompt import PromptProcessor
-from masksql_pipe.transformer import RunOptions
+from masksql_pipe.prompt.processor import PromptProcessor
 
 KEY = "bench-key"
 
@@ -130,7 +130,15 @@ async def run_raw_aiohttp(url: str, rows: int, concurrency: int) -> float:
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "masksql_pipe.testing", "--port", "0", "--latency", str(latency)],
+        [
+            sys.executable,
+            "-m",
+            "masksql_pipe.loopback.server",
+            "--port",
+            "0",
+            "--latency",
+            str(latency),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -177,7 +177,7 @@ def last_stage_rows(data: Path) -> list[dict[str, Any]]:
 def empty_loopback(args: argparse.Namespace) -> None:
     """The guard alone: every request answered with `[]`; count leaking llm prompts."""
     sys.path.insert(0, str(ROOT))
-    from masksql_pipe.testing import LoopbackServer
+    from masksql_pipe.loopback.server import LoopbackServer
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="masksql-empty-"))
     if (work / "data").exists():

@@ -11,62 +11,62 @@ from typing import TYPE_CHECKING
 from masksql_pipe.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from masksql_pipe.common import CopyTransformer, DeleteProp, FilterList, LimitJson
-    from masksql_pipe.dag import build_stages, order_nodes
-    from masksql_pipe.dotted import delete_path, get_path, set_path
-    from masksql_pipe.errors import ConfigError, InputError, ModelError, PipeError, SpecError
-    from masksql_pipe.experiment.pipeline import ExperimentPipeline
-    from masksql_pipe.files import read_rows
-    from masksql_pipe.lm.pricing import Budget, BudgetExceeded, Price
-    from masksql_pipe.pipeline import Pipeline, StageInterrupted
-    from masksql_pipe.prompt import PromptProcessor, ReplyCutOff
-    from masksql_pipe.prompt_log import (
-        find_prompt_log,
-        latest_by_row,
-        prompt_log_path,
-        read_prompt_log,
-    )
-    from masksql_pipe.transformer import (
+    from masksql_pipe.engine.basic_stages import CopyTransformer, DeleteProp, FilterList, LimitJson
+    from masksql_pipe.engine.dag import build_stages, order_nodes
+    from masksql_pipe.engine.dotted import delete_path, get_path, set_path
+    from masksql_pipe.engine.files import read_rows
+    from masksql_pipe.engine.pipeline import Pipeline, StageInterrupted
+    from masksql_pipe.engine.stage import (
         ERROR_KEY,
         JsonListTransformer,
         RunOptions,
         StageRun,
         current_row_index,
     )
+    from masksql_pipe.errors import ConfigError, InputError, ModelError, PipeError, SpecError
+    from masksql_pipe.experiment.pipeline import ExperimentPipeline
+    from masksql_pipe.lm.pricing import Budget, BudgetExceeded, Price
+    from masksql_pipe.prompt.log import (
+        find_prompt_log,
+        latest_by_row,
+        prompt_log_path,
+        read_prompt_log,
+    )
+    from masksql_pipe.prompt.processor import PromptProcessor, ReplyCutOff
 
 _EXPORTS = {
     "Budget": "masksql_pipe.lm.pricing",
     "BudgetExceeded": "masksql_pipe.lm.pricing",
     "ConfigError": "masksql_pipe.errors",
-    "CopyTransformer": "masksql_pipe.common",
-    "DeleteProp": "masksql_pipe.common",
+    "CopyTransformer": "masksql_pipe.engine.basic_stages",
+    "DeleteProp": "masksql_pipe.engine.basic_stages",
     "ExperimentPipeline": "masksql_pipe.experiment.pipeline",
-    "ERROR_KEY": "masksql_pipe.transformer",
-    "FilterList": "masksql_pipe.common",
+    "ERROR_KEY": "masksql_pipe.engine.stage",
+    "FilterList": "masksql_pipe.engine.basic_stages",
     "InputError": "masksql_pipe.errors",
-    "JsonListTransformer": "masksql_pipe.transformer",
-    "LimitJson": "masksql_pipe.common",
+    "JsonListTransformer": "masksql_pipe.engine.stage",
+    "LimitJson": "masksql_pipe.engine.basic_stages",
     "ModelError": "masksql_pipe.errors",
     "PipeError": "masksql_pipe.errors",
-    "Pipeline": "masksql_pipe.pipeline",
+    "Pipeline": "masksql_pipe.engine.pipeline",
     "Price": "masksql_pipe.lm.pricing",
-    "PromptProcessor": "masksql_pipe.prompt",
-    "ReplyCutOff": "masksql_pipe.prompt",
-    "RunOptions": "masksql_pipe.transformer",
+    "PromptProcessor": "masksql_pipe.prompt.processor",
+    "ReplyCutOff": "masksql_pipe.prompt.processor",
+    "RunOptions": "masksql_pipe.engine.stage",
     "SpecError": "masksql_pipe.errors",
-    "StageInterrupted": "masksql_pipe.pipeline",
-    "StageRun": "masksql_pipe.transformer",
-    "build_stages": "masksql_pipe.dag",
-    "current_row_index": "masksql_pipe.transformer",
-    "delete_path": "masksql_pipe.dotted",
-    "find_prompt_log": "masksql_pipe.prompt_log",
-    "get_path": "masksql_pipe.dotted",
-    "latest_by_row": "masksql_pipe.prompt_log",
-    "order_nodes": "masksql_pipe.dag",
-    "prompt_log_path": "masksql_pipe.prompt_log",
-    "read_prompt_log": "masksql_pipe.prompt_log",
-    "read_rows": "masksql_pipe.files",
-    "set_path": "masksql_pipe.dotted",
+    "StageInterrupted": "masksql_pipe.engine.pipeline",
+    "StageRun": "masksql_pipe.engine.stage",
+    "build_stages": "masksql_pipe.engine.dag",
+    "current_row_index": "masksql_pipe.engine.stage",
+    "delete_path": "masksql_pipe.engine.dotted",
+    "find_prompt_log": "masksql_pipe.prompt.log",
+    "get_path": "masksql_pipe.engine.dotted",
+    "latest_by_row": "masksql_pipe.prompt.log",
+    "order_nodes": "masksql_pipe.engine.dag",
+    "prompt_log_path": "masksql_pipe.prompt.log",
+    "read_prompt_log": "masksql_pipe.prompt.log",
+    "read_rows": "masksql_pipe.engine.files",
+    "set_path": "masksql_pipe.engine.dotted",
 }
 """Public name -> the module (relative to this package) that defines it."""
 

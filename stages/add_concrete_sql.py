@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import LocalStage
-from stages.dataset import require
+from stages.dataset.spider import require
 from stages.sql.masking import unmask_sql
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import LocalStage
-from stages.dataset import require
-from stages.ranking import cap_items
+from stages.dataset.ranking import cap_items
+from stages.dataset.spider import require
 from stages.sql.schema import Schema
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.answers.replies import parse_object_reply
 from stages.base import LlmStage
-from stages.replies import parse_object_reply
 from stages.sql.symbols import SymbolTable
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import LlmStage
-from stages.metrics import annotated_terms, masked_terms, original_mcs, original_ris
+from stages.metrics.original import annotated_terms, masked_terms, original_mcs, original_ris
 
 
 class AddQuestionAttack(LlmStage):

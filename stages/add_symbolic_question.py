@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from masksql_pipe.transformer import StageRun
+from masksql_pipe.engine.stage import StageRun
+from stages.answers.oracle import gold_schema_links, name_variants
 from stages.base import LocalStage
-from stages.evidence import mask_evidence
-from stages.oracle import gold_schema_links, name_variants
+from stages.dataset.evidence import mask_evidence
 from stages.privacy.guard import RowGuard, name_forms
 from stages.privacy.stage import KEPT_VALUES_KEY, GuardedStage
 from stages.privacy.text import STOP_WORDS, find_whole, phrases
@@ -116,7 +116,7 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
     and quoted strings (see stages.privacy.guard); when it had to add schema items or values,
     `symbols`, `filtered_schema` and `symbolic_schema` are rewritten to match. With
     `masked=False` (the unmasked baseline) the question is kept as written. A row's BIRD
-    `evidence` becomes `symbolic_evidence` the same way (stages.evidence, then the guard).
+    `evidence` becomes `symbolic_evidence` the same way (stages.dataset.evidence, then the guard).
     """
 
     def __init__(

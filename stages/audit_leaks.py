@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from masksql_pipe.prompt_log import find_prompt_log, latest_by_row, read_prompt_log, sent_text
-from masksql_pipe.transformer import ERROR_KEY, RowCounter, StageRun
+from masksql_pipe.engine.stage import ERROR_KEY, RowCounter, StageRun
+from masksql_pipe.prompt.log import find_prompt_log, latest_by_row, read_prompt_log, sent_text
 from stages.base import LocalStage
 from stages.privacy.audit import AuditRules, audit_text, mark_allowed, summarize_leaks
 from stages.privacy.stage import INDEX_FOLDER, KEPT_VALUES_KEY

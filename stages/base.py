@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from masksql_pipe.engine.stage import JsonListTransformer, StageRun
 from masksql_pipe.lm.base import Model
-from masksql_pipe.prompt import PromptProcessor
-from masksql_pipe.transformer import JsonListTransformer, StageRun
-from stages.dataset import DatasetMixin, default_template
+from masksql_pipe.prompt.processor import PromptProcessor
+from stages.dataset.spider import DatasetMixin, default_template
 from stages.privacy.stage import GuardedStage
 from stages.sql.execution import ExecResult, run_sql
 

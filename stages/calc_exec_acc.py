@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from stages.base import ExecutionLimits, LocalStage, SqlExecution
-from stages.dataset import require
-from stages.metrics import original_exec_match
+from stages.dataset.spider import require
+from stages.metrics.original import original_exec_match
 from stages.sql.exec_match import compare_results, has_top_level_order_by
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from stages.answers.replies import parse_object_reply, render_json_reply
 from stages.base import ModelStage
-from stages.dataset import require
+from stages.dataset.spider import require
 from stages.privacy.stage import KEPT_VALUES_KEY
 from stages.privacy.text import normalize
-from stages.replies import parse_object_reply, render_json_reply
 from stages.sql.symbols import SymbolTable
 
 SENSITIVE = ("person", "location", "occupation")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.answers.oracle import gold_values
+from stages.answers.replies import parse_list_reply, render_detect_values_reply
 from stages.base import ModelStage
-from stages.oracle import gold_values
 from stages.privacy.guard import name_forms
 from stages.privacy.text import find_whole
-from stages.replies import parse_list_reply, render_detect_values_reply
 
 
 class DetectValues(ModelStage):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import ExecutionLimits, LocalStage, SqlExecution
-from stages.dataset import require
+from stages.dataset.spider import require
 
 
 class ExecuteConcreteSql(SqlExecution, LocalStage):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.answers.oracle import gold_symbolic_sql
+from stages.answers.replies import parse_sql_reply, render_sql_reply
 from stages.base import LlmStage
-from stages.oracle import gold_symbolic_sql
-from stages.replies import parse_sql_reply, render_sql_reply
 from stages.sql.masking import question_symbol_notes
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.answers.oracle import gold_schema_links
+from stages.answers.replies import parse_object_reply, render_schema_links_reply
 from stages.base import ModelStage
-from stages.oracle import gold_schema_links
-from stages.replies import parse_object_reply, render_schema_links_reply
 
 
 class LinkSchema(ModelStage):

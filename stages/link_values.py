@@ -6,15 +6,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from masksql_pipe.engine.stage import StageRun
 from masksql_pipe.errors import InputError
-from masksql_pipe.transformer import StageRun
+from stages.answers.oracle import gold_values
+from stages.answers.replies import parse_object_reply, render_link_values_reply
 from stages.base import ModelStage
-from stages.dataset import require
-from stages.oracle import gold_values
+from stages.dataset.spider import require
 from stages.privacy.stage import INDEX_FOLDER
 from stages.privacy.text import normalize
 from stages.privacy.value_index import ValueIndex
-from stages.replies import parse_object_reply, render_link_values_reply
 from stages.sql.masking import coerce_value
 from stages.sql.schema import Schema
 from stages.sql.symbols import SymbolTable

@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
+from masksql_pipe.engine.stage import StageRun, current_row_index
 from masksql_pipe.errors import InputError
-from masksql_pipe.transformer import StageRun, current_row_index
 from stages.base import LocalStage
-from stages.ranking import RankingFileError, resdsql_items
+from stages.dataset.ranking import RankingFileError, resdsql_items
 
 
 class RankSchemaFromFile(LocalStage):

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from masksql_pipe.lm.base import Model
+from stages.answers.oracle import gold_schema_items, name_variants
+from stages.answers.replies import parse_json_reply, render_schema_items_reply
 from stages.base import ModelStage
-from stages.oracle import gold_schema_items, name_variants
-from stages.replies import parse_json_reply, render_schema_items_reply
 from stages.sql.schema import Schema
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from masksql_pipe.lm.base import Model
+from stages.answers.replies import parse_sql_reply, render_sql_reply
 from stages.base import ExecutionLimits, ModelStage, SqlExecution
-from stages.dataset import require
-from stages.replies import parse_sql_reply, render_sql_reply
+from stages.dataset.spider import require
 
 
 class RepairSql(SqlExecution, ModelStage):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.answers.oracle import gold_symbolic_sql
+from stages.answers.replies import parse_sql_reply, render_sql_reply
 from stages.base import LlmStage
-from stages.dataset import require
-from stages.oracle import gold_symbolic_sql
-from stages.replies import parse_sql_reply, render_sql_reply
+from stages.dataset.spider import require
 from stages.sql.symbolic_check import symbolic_problems
 from stages.sql.value_columns import align_value_columns
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from masksql_pipe.transformer import JsonListTransformer, RowCounter
-from stages.breakdowns import figure_sections, research_figures
+from masksql_pipe.engine.stage import JsonListTransformer, RowCounter
+from stages.metrics.breakdowns import figure_sections, research_figures
 from stages.privacy.audit import summarize_leaks
 
 

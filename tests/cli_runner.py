@@ -57,7 +57,7 @@ def run_in_process(
     args: tuple[str, ...], cwd: Path | None, env: dict[str, str] | None
 ) -> subprocess.CompletedProcess[str]:
     """``python main.py ARGS`` in this process, isolated as a subprocess run would be."""
-    from masksql_pipe.cli import main
+    from masksql_pipe.cli.app import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
     state = _ProcessState()
@@ -143,7 +143,7 @@ def _kept_module(module: object) -> bool:
 
 
 def _scrub_registry() -> set[str]:
-    from masksql_pipe import scrub
+    from masksql_pipe.engine import scrub
 
     return scrub._registered
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
-from cli_runner import SUBPROCESS_ENV, run_in_process, run_in_subprocess
+
+from tests.cli_runner import SUBPROCESS_ENV, run_in_process, run_in_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 

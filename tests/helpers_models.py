@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from masksql_pipe.common import LimitJson
+from masksql_pipe.engine.basic_stages import LimitJson
 from masksql_pipe.experiment import Pipeline as Experiment
-from masksql_pipe.prompt import PromptProcessor
+from masksql_pipe.prompt.processor import PromptProcessor
 
 
 class AskQuestion(PromptProcessor):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from masksql_pipe import JsonListTransformer
-from masksql_pipe.common import LimitJson
+from masksql_pipe.engine.basic_stages import LimitJson
 from masksql_pipe.experiment import Pipeline as Experiment
 
 

@@ -1,6 +1,6 @@
 """Shared pieces for the language-model tests: a loopback server, data folders, registries, stages.
 
-Import what you need (`from lm_fixtures import ...`); importing `server_fixture` into a test
+Import what you need (`from tests.lm_fixtures import ...`); importing `server_fixture` into a test
 module provides the `server` fixture there.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from masksql_pipe.lm.registry import ModelRegistry, ModelSpec
-from masksql_pipe.prompt import PromptProcessor
-from masksql_pipe.testing import LoopbackServer
+from masksql_pipe.loopback.server import LoopbackServer
+from masksql_pipe.prompt.processor import PromptProcessor
 
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c2e5b1d"
 """A fake API key; tests assert it never shows up in files, logs or errors."""

@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from masksql_pipe.cli_options import (
+from masksql_pipe.cli.console import out
+from masksql_pipe.cli.options import (
     BatchOpt,
     BudgetOpt,
     ConcurrencyOpt,
@@ -34,10 +35,9 @@ from masksql_pipe.cli_options import (
     RetryErrorsOpt,
     RunArg,
 )
-from masksql_pipe.console import out
-from masksql_pipe.environment import models_file
+from masksql_pipe.engine.environment import models_file
+from masksql_pipe.engine.files import write_atomic
 from masksql_pipe.errors import ConfigError, InputError
-from masksql_pipe.files import write_atomic
 
 
 def _out() -> Console:
@@ -266,11 +266,11 @@ def rerun_command(
     The recorded ``--start``/``--limit``/``--models`` are reused unless given anew; settings
     the log holds redacted (secrets) must be supplied again as overrides.
     """
-    from masksql_pipe.lm.pricing import Budget
-    from masksql_pipe.runner import run_pipeline
-    from masksql_pipe.transformer import RunOptions
+    from masksql_pipe.engine.runner import run_pipeline
+    from masksql_pipe.engine.stage import RunOptions
     from masksql_pipe.experiment.config import REDACTED, iter_dotted, parse_overrides
     from masksql_pipe.experiment.runlog import load_run, recorded_option
+    from masksql_pipe.lm.pricing import Budget
 
     record = load_run(data, run)
     pipeline = record.get("pipeline")

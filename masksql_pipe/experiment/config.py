@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from masksql_pipe.dotted import get_path, has_path, set_path
+from masksql_pipe.engine.dotted import get_path, has_path, set_path
 from masksql_pipe.errors import ConfigError
 
 __all__ = [

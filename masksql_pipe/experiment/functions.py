@@ -11,9 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from masksql_pipe.engine.stage import JsonListTransformer, StageRun
 from masksql_pipe.errors import SpecError
-from masksql_pipe.prompt import percentile
-from masksql_pipe.transformer import JsonListTransformer, StageRun
+from masksql_pipe.prompt.processor import percentile
 
 StageFunction = Callable[[dict[str, Any]], Awaitable[Any]]
 

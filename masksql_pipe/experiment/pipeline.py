@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from masksql_pipe.engine.stage import RunOptions
 from masksql_pipe.errors import ConfigError
-from masksql_pipe.transformer import RunOptions
 from masksql_pipe.experiment.config import resolve_config
 
 
@@ -87,10 +87,10 @@ Pipeline = ExperimentPipeline
 def builtin_pipelines() -> dict[str, str]:
     """Names of the pipelines that ship with the package, mapped to their import paths."""
     return {
-        "masksql": "stages.pipeline:MaskSqlPipeline",
-        "unmasked": "stages.pipeline:UnmaskedSqlPipeline",
-        "slm-only": "stages.baselines:SlmOnlyPipeline",
-        "gold-links": "stages.baselines:GoldLinksPipeline",
+        "masksql": "stages.pipelines.masksql:MaskSqlPipeline",
+        "unmasked": "stages.pipelines.masksql:UnmaskedSqlPipeline",
+        "slm-only": "stages.pipelines.baselines:SlmOnlyPipeline",
+        "gold-links": "stages.pipelines.baselines:GoldLinksPipeline",
         "simple": "masksql_pipe.experiment.samples.simple:SimplePipeline",
         "dag": "masksql_pipe.experiment.samples.dag:DagPipeline",
     }

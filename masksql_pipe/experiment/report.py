@@ -16,7 +16,6 @@ from rich.table import Table
 from rich.text import Text
 
 from masksql_pipe.errors import InputError
-
 from masksql_pipe.experiment.significance import paired_test
 
 __all__ = [

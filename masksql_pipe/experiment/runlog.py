@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from masksql_pipe.engine.files import BOOKKEEPING_DIR, read_json, read_rows, write_json
+from masksql_pipe.engine.pipeline import Pipeline as Engine
+from masksql_pipe.engine.scrub import scrub
+from masksql_pipe.engine.stage import ERROR_KEY
 from masksql_pipe.errors import InputError
-from masksql_pipe.files import BOOKKEEPING_DIR, read_json, read_rows, write_json
-from masksql_pipe.pipeline import Pipeline as Engine
-from masksql_pipe.scrub import scrub
-from masksql_pipe.transformer import ERROR_KEY
 from masksql_pipe.experiment.config import loggable, redact
 
 

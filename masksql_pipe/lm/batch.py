@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
+from masksql_pipe.engine.files import read_json, write_json
 from masksql_pipe.errors import ModelError
-from masksql_pipe.files import read_json, write_json
 from masksql_pipe.lm.base import Completion
 from masksql_pipe.lm.pricing import cached_tokens
 

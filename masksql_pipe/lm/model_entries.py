@@ -20,9 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from masksql_pipe.engine.scrub import scrub_text
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from masksql_pipe.scrub import scrub_text
 
 CLIENTS = ("direct", "openai")
 """How chat requests are sent: the lean aiohttp sender, or the `openai` client's request path."""

@@ -18,6 +18,7 @@ import httpx2
 import openai
 import orjson
 
+from masksql_pipe.engine.scrub import register_secret, scrub_text
 from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
 from masksql_pipe.lm.direct import DirectChat
@@ -25,7 +26,6 @@ from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEO
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.pricing import cached_tokens
 from masksql_pipe.lm.request_fields import check_structured, effective_sampling, response_format
-from masksql_pipe.scrub import register_secret, scrub_text
 
 
 class ModelRejected(ModelError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import yaml
 
-from masksql_pipe.environment import MODELS_ENV, environment, models_file
+from masksql_pipe.engine.environment import MODELS_ENV, environment, models_file
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.base import Model
 from masksql_pipe.lm.batch import BatchSettings
@@ -105,7 +105,7 @@ class ModelRegistry:
     ) -> ModelRegistry:
         """Build from the environment, a `.env` file (never overriding real variables) and the
         model config file (`config_file`, else $MASKSQL_PIPE_MODELS, else ./models.yaml), found
-        as `masksql_pipe.environment` finds them for every caller."""
+        as `masksql_pipe.engine.environment` finds them for every caller."""
         env = environment(env_file)
         config_file = models_file(config_file, env)
         specs = load_config(Path(config_file)) if config_file is not None else {}

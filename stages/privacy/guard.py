@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from masksql_pipe.errors import ConfigError
-from stages.oracle import name_variants
+from stages.answers.oracle import name_variants
 from stages.privacy.text import (
     DATE,
     NUMBER,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from masksql_pipe.transformer import StageRun
+from masksql_pipe.engine.stage import StageRun
 from stages.privacy.guard import GuardBlocked, GuardPolicy, RowGuard, symbolic_schema_problems
 from stages.privacy.value_index import ValueIndex
 from stages.sql.masking import symbolic_schema

@@ -17,10 +17,9 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
+from masksql_pipe.engine.files import read_rows
+from masksql_pipe.engine.stage import ERROR_KEY
 from masksql_pipe.errors import ConfigError
-from masksql_pipe.files import read_rows
-from masksql_pipe.lm.base import Model
-from masksql_pipe.transformer import ERROR_KEY
 from masksql_pipe.experiment.config import (
     Internal,
     Prompt,
@@ -31,6 +30,7 @@ from masksql_pipe.experiment.config import (
 from masksql_pipe.experiment.functions import RESULTS_KEY, FunctionStage, StageFunction
 from masksql_pipe.experiment.pipeline import ExperimentPipeline
 from masksql_pipe.experiment.samples import SAMPLES_DIR
+from masksql_pipe.lm.base import Model
 
 DEFAULT_TEMPLATE = "simple_system.j2"
 """The shipped system-message template (looked up in the samples folder when not found)."""

@@ -1,0 +1,1 @@
+"""The command line: one typer app, its options, console output, progress, row diffs."""

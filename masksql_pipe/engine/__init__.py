@@ -1,0 +1,1 @@
+"""The engine: stage base, numbered files, journal, records, fingerprints, lock, DAG, runner."""

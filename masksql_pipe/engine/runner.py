@@ -1,0 +1,147 @@
+"""Configure an experiment pipeline and run it over a dataset folder: what `run` and `rerun` do.
+
+Below the CLI (which only parses options) and the experiment commands, so neither imports
+the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from masksql_pipe.cli.console import err, fail, out
+from masksql_pipe.engine.environment import models_file
+from masksql_pipe.engine.pipeline import Pipeline, StageInterrupted
+from masksql_pipe.engine.stage import RunOptions
+from masksql_pipe.errors import InputError
+
+
+def check_data_folder(data: Path) -> None:
+    """InputError unless ``data`` is an existing folder."""
+    if not data.exists():
+        raise InputError(f"{data}: data folder not found")
+    if not data.is_dir():
+        raise InputError(f"{data}: not a folder; --data takes the dataset folder")
+
+
+def find_input_file(data: Path) -> Path:
+    """``DATA/1_input.json``, or an InputError saying what is wrong with the folder."""
+    check_data_folder(data)
+    path = data / "1_input.json"
+    if not path.is_file():
+        raise InputError(f"{path}: file not found (every dataset folder starts with 1_input.json)")
+    return path
+
+
+def build_run(
+    data: Path,
+    pipeline: str,
+    overrides: list[str] | None,
+    config: Path | None,
+    models: Path | None,
+    options: RunOptions,
+    inspect: bool = False,
+    prepare: bool = True,
+) -> tuple[Any, Pipeline]:
+    """Configure the named experiment pipeline and turn it into an engine Pipeline.
+
+    ``inspect`` (status) builds models without their keys: fingerprints need their
+    settings only, and a researcher may look at a run from a shell without the key.
+    ``prepare=False`` (status) leaves the folder as it is: no 1_input.json is written.
+    """
+    from masksql_pipe.experiment.config import load_config_file, loggable, parse_overrides
+    from masksql_pipe.experiment.functions import function_stage
+    from masksql_pipe.experiment.pipeline import load_pipeline
+    from masksql_pipe.lm.registry import ModelRegistry
+
+    cls = load_pipeline(pipeline)
+    replacement = load_config_file(config) if config else None
+    patch = parse_overrides(list(overrides or []))
+    registry = ModelRegistry.from_environment(
+        config_file=models_file(models), require_keys=not inspect
+    )
+    options.registry = registry
+    experiment = cls(registry, replacement, patch)
+    experiment.data_dir = data
+    experiment.options = options
+    if prepare and data.is_dir():
+        experiment.prepare_input()
+    spec = experiment.stages()
+    settings = {"config": loggable(experiment.config())}
+    adapt = functools.partial(function_stage, metadata=settings)
+    return experiment, Pipeline(spec, options, adapt=adapt)
+
+
+def run_pipeline(
+    data: Path,
+    pipeline: str,
+    overrides: list[str] | None,
+    config: Path | None,
+    models: Path | None,
+    options: RunOptions,
+    max_errors: int,
+    argv: list[str],
+) -> None:
+    """Run, write the run log, print the stage table and the pipeline's report.
+
+    Raises typer.Exit: 130 when interrupted, 1 when more than ``max_errors`` rows failed.
+    """
+    from masksql_pipe.experiment.runlog import RunLogger
+
+    experiment, engine = build_run(data, pipeline, overrides, config, models, options)
+    input_file = find_input_file(data)  # after build_run: a pipeline may prepare it
+    logger = RunLogger(data, pipeline, experiment, argv)
+    engine.options.run_id = logger.id
+    err.print(f"pipeline [bold]{pipeline}[/bold] on {input_file}", highlight=False)
+    describe = getattr(experiment, "describe", None)
+    if callable(describe):
+        err.print(describe(), highlight=False)
+
+    async def go() -> Path:
+        try:
+            return await engine.run(input_file)
+        finally:
+            close = getattr(options.registry, "aclose", None)
+            if close is not None:
+                await close()
+
+    try:
+        last = asyncio.run(go())
+    except StageInterrupted as exc:
+        logger.write(engine, None, interrupted=str(exc))
+        raise fail(str(exc), 130) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; run the same command again to resume", 130) from None
+    record = logger.write(engine, last)
+    print_stage_table(engine)
+    experiment.report(last, out)
+    errors = engine.total_errors
+    err.print(f"run log {record['id']} written; `python main.py summarize latest --data {data}`")
+    if errors > max_errors:
+        raise fail(
+            f"{errors} rows failed (see `python main.py status --data {data}`; "
+            "rerun with --retry-errors to try them again)",
+            1,
+        )
+
+
+def print_stage_table(engine: Pipeline) -> None:
+    """One line per stage of the finished run: file, status, rows, errors, seconds."""
+    table = Table(title="Stages", title_justify="left")
+    for column in ("file", "status", "rows", "errors", "seconds"):
+        table.add_column(
+            column, justify="right" if column in ("rows", "errors", "seconds") else "left"
+        )
+    for report in engine.reports:
+        table.add_row(
+            report.file,
+            report.status,
+            str(report.rows),
+            str(report.errors) if report.errors else "",
+            f"{report.duration:.2f}" if report.duration else "",
+        )
+    err.print(table)

@@ -1,0 +1,1 @@
+"""Prompt processing: the PromptProcessor stage, the prompt log, spend accounting."""

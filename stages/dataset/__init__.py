@@ -1,0 +1,1 @@
+"""Dataset layouts as distributed (Spider, BIRD), evidence, ranking files."""

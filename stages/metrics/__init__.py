@@ -1,0 +1,1 @@
+"""Execution accuracy as the original MaskSQL computes it, breakdowns, hardness, the sweep."""

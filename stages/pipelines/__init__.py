@@ -1,0 +1,1 @@
+"""MaskSQL and its baselines as pipelines, and their settings."""
