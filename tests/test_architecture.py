@@ -39,16 +39,38 @@ def sources(*packages: str) -> list[Path]:
 
 def test_nothing_below_the_cli_imports_it() -> None:
     for path in sources("masksql_pipe"):
-        if path.name == "cli.py" and path.parent.name == "masksql_pipe":
+        if path.parent.name == "cli":
             continue
-        assert "masksql_pipe.cli.app" not in imports_of(path), f"{path} imports the CLI"
+        cli = {
+            n
+            for n in imports_of(path)
+            if n == "masksql_pipe.cli" or n.startswith("masksql_pipe.cli.")
+        }
+        assert not cli, f"{path} imports the CLI"
 
 
 def test_the_engine_knows_nothing_of_the_application() -> None:
+    """No import of `stages`, and no application named in a string: MaskSQL's pipelines (and
+    the default one) reach the engine through entry points only."""
     for path in sources("masksql_pipe"):
         stages = {name for name in imports_of(path) if name.split(".")[0] == "stages"}
-        allowed = path.name == "pipeline.py" and path.parent.name == "experiment"
-        assert not stages or allowed, f"{path} imports {stages}"
+        assert not stages, f"{path} imports {stages}"
+        strings = [
+            node.value
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
+        named = [s for s in strings if s.startswith("stages.") or s == "masksql"]
+        assert not named, f"{path} names the application: {named}"
+
+
+def test_pipelines_and_the_default_come_from_entry_points() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    from masksql_pipe.experiment.pipeline import builtin_pipelines, default_pipeline
+
+    declared = project["entry-points"]["masksql_pipe.pipelines"]
+    assert builtin_pipelines() == dict(sorted(declared.items()))
+    assert default_pipeline() in declared
 
 
 def test_every_imported_package_is_declared() -> None:
@@ -87,7 +109,7 @@ def test_one_command_list() -> None:
     assert len(names) == len(set(names))
     assert {"run", "status", "show", "view", "history", "compare", "rerun"} <= set(names)
     assert not hasattr(cli, "COMMANDS")
-    commands = importlib.import_module("masksql_pipe.experiment.commands")
+    commands = importlib.import_module("masksql_pipe.cli.experiment")
     assert set(commands.COMMANDS) <= set(names)
 
 

@@ -51,7 +51,7 @@ app = typer.Typer(
 def run_command(
     data: DataOpt,
     overrides: OverridesArg = None,
-    pipeline: PipelineOpt = "masksql",
+    pipeline: PipelineOpt = None,
     config: ConfigOpt = None,
     models: ModelsOpt = None,
     from_number: Annotated[

@@ -9,7 +9,12 @@ import typer
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")]
 PipelineOpt = Annotated[
-    str, typer.Option("--pipeline", "-p", help="Pipeline name or module path (see `pipelines`).")
+    str | None,
+    typer.Option(
+        "--pipeline",
+        "-p",
+        help="Pipeline name or module path (see `pipelines`; default: the installed default).",
+    ),
 ]
 OverridesArg = Annotated[
     list[str] | None,

@@ -21,7 +21,6 @@ from typing import Any, TextIO
 
 import orjson
 
-from masksql_pipe.cli.progress import show_progress
 from masksql_pipe.engine.dag import NodeAdapter, build_stages
 from masksql_pipe.engine.files import (
     BOOKKEEPING_DIR,
@@ -40,6 +39,7 @@ from masksql_pipe.engine.files import (
 )
 from masksql_pipe.engine.journal import RowJournal
 from masksql_pipe.engine.lock import writer_lock
+from masksql_pipe.engine.progress import show_progress
 from masksql_pipe.engine.records import (
     external_change,
     external_states,

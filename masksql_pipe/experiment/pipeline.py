@@ -10,6 +10,7 @@ stages from ``stages()``. Expensive set-up (models, templates) belongs at the st
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 import traceback
 from abc import ABC, abstractmethod
@@ -84,16 +85,29 @@ Pipeline = ExperimentPipeline
 """The former name, kept so existing pipelines keep importing."""
 
 
+PIPELINE_GROUP = "masksql_pipe.pipelines"
+"""Entry-point group through which installed packages offer pipelines (name -> module:Class)."""
+
+DEFAULT_GROUP = "masksql_pipe.default_pipeline"
+"""Entry-point group whose one entry names the pipeline run when none is given."""
+
+
 def builtin_pipelines() -> dict[str, str]:
-    """Names of the pipelines that ship with the package, mapped to their import paths."""
-    return {
-        "masksql": "stages.pipelines.masksql:MaskSqlPipeline",
-        "unmasked": "stages.pipelines.masksql:UnmaskedSqlPipeline",
-        "slm-only": "stages.pipelines.baselines:SlmOnlyPipeline",
-        "gold-links": "stages.pipelines.baselines:GoldLinksPipeline",
-        "simple": "masksql_pipe.experiment.samples.simple:SimplePipeline",
-        "dag": "masksql_pipe.experiment.samples.dag:DagPipeline",
-    }
+    """Installed pipelines, name -> import path, from the `masksql_pipe.pipelines` entry points.
+
+    The engine names no application: MaskSQL's pipelines arrive this way like anyone else's.
+    """
+    found = importlib.metadata.entry_points(group=PIPELINE_GROUP)
+    return {ep.name: ep.value for ep in sorted(found, key=lambda ep: ep.name)}
+
+
+def default_pipeline() -> str:
+    """The name of the pipeline to run when `--pipeline` is not given (an installed package
+    declares it in the `masksql_pipe.default_pipeline` entry-point group)."""
+    found = list(importlib.metadata.entry_points(group=DEFAULT_GROUP))
+    if not found:
+        raise ConfigError("no default pipeline is installed: name one with --pipeline")
+    return found[0].name
 
 
 def _importable_from_working_folder() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from masksql_pipe.cli.row_diff import row_diff
 from masksql_pipe.engine.files import BOOKKEEPING_DIR, numbered_files, read_rows
+from masksql_pipe.engine.row_diff import row_diff
 from masksql_pipe.engine.stage import ERROR_KEY
 from masksql_pipe.errors import InputError
 from masksql_pipe.prompt.log import prompt_log_path, read_prompt_log

@@ -218,7 +218,7 @@ def test_batch_settings_are_checked(tmp_path: Path) -> None:
 def test_batch_state_and_counts_reach_the_progress_line(tmp_path: Path) -> None:
     import io
 
-    from masksql_pipe.cli.progress import show_progress
+    from masksql_pipe.engine.progress import show_progress
     from masksql_pipe.engine.stage import RowCounter
     from masksql_pipe.lm.openai_model import OpenAIModel
 

@@ -6,7 +6,7 @@ import asyncio
 import io
 import re
 
-from masksql_pipe.cli.progress import show_progress
+from masksql_pipe.engine.progress import show_progress
 from masksql_pipe.engine.stage import RowCounter
 
 

@@ -20,7 +20,7 @@ from rich.progress import (
     TextColumn,
 )
 
-from masksql_pipe.cli.eta import Eta, format_eta
+from masksql_pipe.engine.eta import Eta, format_eta
 from masksql_pipe.engine.stage import RowCounter
 
 PLAIN_INTERVAL = 10.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from masksql_pipe.cli.progress import show_progress
+from masksql_pipe.engine.progress import show_progress
 from masksql_pipe.engine.stage import RowCounter
 
 

@@ -266,7 +266,7 @@ def rerun_command(
     The recorded ``--start``/``--limit``/``--models`` are reused unless given anew; settings
     the log holds redacted (secrets) must be supplied again as overrides.
     """
-    from masksql_pipe.engine.runner import run_pipeline
+    from masksql_pipe.cli.run import run_pipeline
     from masksql_pipe.engine.stage import RunOptions
     from masksql_pipe.experiment.config import REDACTED, iter_dotted, parse_overrides
     from masksql_pipe.experiment.runlog import load_run, recorded_option
