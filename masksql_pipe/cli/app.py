@@ -32,8 +32,8 @@ from masksql_pipe.cli.options import (
     RetryErrorsOpt,
     StartOpt,
 )
-from masksql_pipe.cli.row_diff import row_diff
 from masksql_pipe.engine.files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
+from masksql_pipe.engine.row_diff import row_diff
 from masksql_pipe.errors import ConfigError, InputError, PipeError
 
 app = typer.Typer(
@@ -69,7 +69,7 @@ def run_command(
     budget: BudgetOpt = None,
 ) -> None:
     """Run a pipeline over DIR/1_input.json, reusing every stage that is up to date."""
-    from masksql_pipe.engine.runner import run_pipeline
+    from masksql_pipe.cli.run import run_pipeline
     from masksql_pipe.engine.stage import RunOptions
     from masksql_pipe.lm.pricing import Budget
 
@@ -85,6 +85,7 @@ def run_command(
         batch=batch,
         budget=Budget(budget) if budget is not None else None,
     )
+    pipeline = pipeline or _default_pipeline()
     run_pipeline(data, pipeline, overrides, config, models, options, max_errors, sys.argv[1:])
 
 
@@ -108,7 +109,7 @@ def status_command(
     With no settings given, stages are judged against the last run's pipeline, configuration
     and --start/--limit (they are part of the fingerprints); give settings to judge others.
     """
-    from masksql_pipe.engine.runner import build_run, check_data_folder, find_input_file
+    from masksql_pipe.cli.run import build_run, check_data_folder, find_input_file
     from masksql_pipe.engine.stage import RunOptions
 
     check_data_folder(data)
@@ -179,6 +180,12 @@ def status_command(
         )
 
 
+def _default_pipeline() -> str:
+    from masksql_pipe.experiment.pipeline import default_pipeline
+
+    return default_pipeline()
+
+
 @contextlib.contextmanager
 def _last_run_settings(
     data: Path,
@@ -199,7 +206,7 @@ def _last_run_settings(
     given = overrides or config or start is not None or limit is not None
     last = runs[-1] if runs else None
     if given or last is None or (pipeline is not None and pipeline != last.get("pipeline")):
-        yield pipeline or "masksql", config, start, limit, None
+        yield pipeline or _default_pipeline(), config, start, limit, None
         return
     argv = [str(arg) for arg in last.get("argv") or []]
     err.print(f"judged against the settings of run {last['id']}", highlight=False)
@@ -325,7 +332,7 @@ def _bookkeeping_note() -> str:
 
 
 def _register_commands() -> None:
-    from masksql_pipe.experiment.commands import register
+    from masksql_pipe.cli.experiment import register
 
     register(app)
 
