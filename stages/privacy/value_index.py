@@ -20,8 +20,9 @@ from pathlib import Path
 from stages.privacy.text import MAX_PHRASE_WORDS, WORD, normalize
 from stages.sql.tokens import quote_identifier
 
-FORMAT = "2"
-"""Bumped when the index layout changes (part of the file name, so old files are not reused)."""
+FORMAT = "3"
+"""Bumped when the index layout or `normalize` changes (part of the file name, so old files are
+not reused: 3 = NFKC, invisible characters removed, mixed-script look-alikes)."""
 
 
 @dataclass(frozen=True)
