@@ -16,7 +16,7 @@ from test_masksql_pipeline import copy_data
 from test_masksql_privacy import empty_small_model, run_with
 
 from stages.privacy.audit import audit_text
-from stages.privacy.guard import RowGuard
+from stages.privacy.guard import GuardBlocked, GuardPolicy, RowGuard
 from stages.privacy.value_index import ValueIndex
 from stages.sql.schema import parse_schema
 from stages.sql.symbols import SymbolTable
@@ -47,6 +47,7 @@ def towns(tmp_path: Path) -> tuple[object, ValueIndex]:
                 ("München", "Dieter Reiter", "Bayern"),
                 ("Ko\u0308ln", "Henriette Reker", "France"),
                 ("Fiji Town", "Nobody", "Finland"),
+                ("Bonn", "Katja Dörner", "Rhein\u00adland"),  # a soft hyphen in the cell
             ],
         )
     return parse_schema(SCHEMA, "tables.json"), ValueIndex.for_database(db, tmp_path / "index")
@@ -62,6 +63,8 @@ def guard(towns) -> RowGuard:
     ("text", "expected"),
     [
         (NFD, "Who is the C2 of V1?"),  # combining umlauts, name and value
+        ("Which Cafe\u0301 is in Mu\u0308nchen?", "Which Café is in V1?"),  # what is sent: NFC
+        ("Towns in Rheinland", "Towns in V1"),  # the cell has a soft hyphen
         ("Mayor of Ko\u0308ln?", "Mayor of V1?"),  # NFD both in text and in the cell
         ("Mayor of Köln?", "Mayor of V1?"),  # NFC text, NFD cell
         ("Singers from Fr\u200bance", "Singers from V1"),  # zero-width space
@@ -70,10 +73,11 @@ def guard(towns) -> RowGuard:
         ("Mayor of Mün\u2060chen", "Mayor of V1"),  # word joiner
         ("Mayor of \ufeffMünchen", "Mayor of V1"),  # BOM
         ("Mayor of Mün\u00adchen", "Mayor of V1"),  # soft hyphen
-        ("Mayor of \uff22\uff41\uff59\uff45\uff52\uff4e", "Mayor of V1"),  # full-width letters
+        ("\uff2d\uff41\uff59\uff4f\uff52 of \uff22\uff41\uff59\uff45\uff52\uff4e", "Mayor of V1"),
         ("Who runs \ufb01ji Town?", "Who runs V1?"),  # the fi ligature
         ("Singers from Fr\u0430nce", "Singers from V1"),  # Cyrillic a inside a Latin word
         ("The BÜRGERMEISTER of München", "The C2 of V1"),  # case folding of names
+        ("The Bu\u0308rgerm\u0435ister of Köln", "The C2 of V1"),  # Cyrillic e in a name
     ],
 )
 def test_guard_masks_every_spelling_and_sends_the_normal_form(towns, text, expected) -> None:
@@ -92,7 +96,7 @@ def test_what_mixed_script_folding_does_not_catch(towns) -> None:
 
 def test_value_index_stores_the_normal_form(towns) -> None:
     _, index = towns
-    assert index.lookup(["köln"]) and index.lookup(["münchen"])
+    assert index.lookup(["köln"]) and index.lookup(["münchen"]) and index.lookup(["rheinland"])
     assert not index.lookup(["ko\u0308ln"])  # the decomposed cell is not stored as written
 
 
@@ -149,3 +153,16 @@ def test_llm_prompts_carry_no_spelling_of_a_value_and_the_audit_sees_the_unmaske
                 for r in load(last)
             ]
             assert "münchen" in leaked[0] and "france" in leaked[1]
+
+
+def test_block_mode_sends_the_normal_form_and_blocks_hidden_values(towns) -> None:
+    schema, index = towns
+    kept = {"Städte": ["Name"]}
+    blocking = RowGuard(
+        schema, kept, SymbolTable.from_schema(schema.filter(kept)), index, GuardPolicy("block")
+    )
+    assert blocking.enforce("How many T1 ar\u200be the\ufb01rst?", "question") == (
+        "How many T1 are thefirst?"
+    )
+    with pytest.raises(GuardBlocked):
+        blocking.enforce("Mayor of Mün\u00adchen", "question")
