@@ -48,7 +48,7 @@ from stages.rank_schema_items import RankSchemaItems
 from stages.repair_sql import RepairSql
 from stages.repair_symbolic_sql import RepairSymbolicSql
 from stages.results import Results
-from stages.settings import ModelRoles, RankingCaps
+from stages.settings import DataFiles, ModelRoles, RankingCaps
 
 TEMPLATES = {
     "rank_schema_items": "slm",
@@ -99,7 +99,7 @@ class MaskSqlPipeline(ExperimentPipeline):
             "schema": "ranked",
             "ranking": {"file": "", "max_tables": 0, "max_columns": 0, "keep_text_column": True},
             "dataset": "auto",
-            "data": {"tables": "", "databases": ""},
+            "data": {"tables": "", "databases": "", "schema_check": "stop"},
             "execution": {"timeout": 5.0, "max_rows": 10000, "keep_rows": 5},
             "templates": {name: "" for name in TEMPLATES},
             "privacy": {"mask": self._masked, "policy": "full", **GuardPolicy().to_dict()},
@@ -201,15 +201,26 @@ class MaskSqlPipeline(ExperimentPipeline):
         `ranking.keep_text_column`, validated."""
         return validate_section(self.config(), "ranking", RankingCaps).model_dump()
 
+    def _filtered_schema(
+        self, data: dict[str, str], caps: dict[str, Any], schema_check: str
+    ) -> AddFilteredSchema:
+        """AddFilteredSchema, told which input rows the run uses (its preflight checks their
+        databases against tables.json)."""
+        stage = AddFilteredSchema(**data, **caps, schema_check=schema_check)
+        if self.options is not None:
+            stage.window = (self.options.start, self.options.limit)
+        return stage
+
     def stages(self) -> dict[str, JsonListTransformer]:
         """Resolve models and templates first, then the MaskSQL stages in order."""
         config = self.config()
         privacy, masked = self._privacy()
         by_category = self._policy() == "category" and masked
         layout = self._layout()
+        files = validate_section(config, "data", DataFiles)
         data = {
-            "tables": str(config["data"]["tables"] or layout.tables),
-            "databases": str(config["data"]["databases"] or layout.databases),
+            "tables": files.tables or layout.tables,
+            "databases": files.databases or layout.databases,
         }
         from_file = self._ranking(config["schema"], data)
         caps = self._caps()
@@ -233,7 +244,7 @@ class MaskSqlPipeline(ExperimentPipeline):
             ),
             "RankSchemaItems": from_file
             or model_stage(RankSchemaItems, "rank_schema_items", full=config["schema"] == "full"),
-            "AddFilteredSchema": AddFilteredSchema(**data, **caps),
+            "AddFilteredSchema": self._filtered_schema(data, caps, files.schema_check),
             "AddSymbolTable": AddSymbolTable(**data),
             "DetectValues": model_stage(DetectValues, "detect_values"),
             "LinkValues": model_stage(LinkValues, "link_values"),
