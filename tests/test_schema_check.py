@@ -63,6 +63,12 @@ def stops(folder: Path, *args: str) -> str:
 
 def test_agreeing_dataset_runs_and_names_are_compared_case_insensitively(tmp_path: Path) -> None:
     folder = dataset(tmp_path / "data", "CREATE TABLE ITEMS (ID INTEGER, Name TEXT)")
+    cased = {
+        **SHOP,
+        "table_names_original": ["Items"],
+        "column_names_original": [[-1, "*"], [0, "iD"], [0, "NAME"]],
+    }
+    (folder / "tables.json").write_bytes(orjson.dumps([cased, ZOO]))
     proc = cli("--data", str(folder), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert load(folder / "results.json")["exec_acc"] == 1.0
