@@ -34,7 +34,7 @@ from stages.base import ExecutionLimits, LlmStage
 from stages.breakdowns import research_figures, research_rows
 from stages.calc_exec_acc import CalcExecAcc
 from stages.classify_values import ClassifyValues
-from stages.dataset import DatasetMixin, default_template, file_digest
+from stages.dataset import SCHEMA_PROBLEM_KEY, DatasetMixin, default_template, file_digest
 from stages.detect_values import DetectValues
 from stages.execute_concrete_sql import ExecuteConcreteSql
 from stages.generate_symbolic_sql import GenerateSymbolicSql
@@ -357,8 +357,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     coverage = [c for c in (mask_coverage(r) for r in rows) if c is not None]
     masked = sum(c[0] for c in coverage)
     terms = sum(c[1] for c in coverage)
+    mismatched = sum(1 for r in rows if SCHEMA_PROBLEM_KEY in r)
     return {
         "rows": count,
+        **({"schema_mismatch_rows": mismatched} if mismatched else {}),
         "exec_acc": round(correct / count, 6) if count else None,
         "correct": correct,
         "tokens": {"total": sum(tokens), "mean": _mean([float(t) for t in tokens])},
@@ -400,6 +402,11 @@ def results_table(results: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     privacy = results["privacy"]
     table.add_row("rows", str(results["rows"]))
+    if results.get("schema_mismatch_rows"):
+        table.add_row(
+            "rows whose database disagrees with tables.json (data.schema_check: warn)",
+            str(results["schema_mismatch_rows"]),
+        )
     audit = privacy.get("leak_audit") or {}
     if audit.get("audited_rows"):
         kinds = ", ".join(f"{k} {v}" for k, v in audit["by_kind"].items())

@@ -127,6 +127,8 @@ def test_warn_runs_and_records_the_mismatch_on_affected_rows(tmp_path: Path) -> 
     assert "schema_mismatch" not in zoo
     db = folder / "databases" / "shop" / "shop.sqlite"
     assert shop["schema_mismatch"].startswith(f"{db}: column items.'name'")
+    assert load(folder / "results.json")["schema_mismatch_rows"] == 1
+    assert "disagrees with tables.json" in proc.stdout + proc.stderr
 
 
 def test_a_bad_schema_check_setting_is_one_line(tmp_path: Path) -> None:
@@ -134,3 +136,17 @@ def test_a_bad_schema_check_setting_is_one_line(tmp_path: Path) -> None:
     proc = cli("--data", str(folder), "data.schema_check=maybe", cwd=tmp_path)
     assert proc.returncode == 2
     assert "data.schema_check" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_warn_on_a_foreign_file_fails_its_rows_with_the_path(tmp_path: Path) -> None:
+    folder = dataset(tmp_path / "data")
+    db = folder / "databases" / "shop" / "shop.sqlite"
+    db.write_bytes(b"id,name\n1,lamp\n" * 40)
+    proc = cli(
+        "--data", str(folder), "data.schema_check=warn", "--max-errors", "5", cwd=tmp_path
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (last,) = folder.glob("*_Results.json")
+    zoo, shop = load(last)
+    assert "pipe_error" not in zoo
+    assert str(db) in shop["pipe_error"]["message"]
