@@ -11,7 +11,7 @@ from stages.base import LocalStage
 from stages.dataset.evidence import mask_evidence
 from stages.privacy.guard import RowGuard, name_forms
 from stages.privacy.stage import KEPT_VALUES_KEY, GuardedStage
-from stages.privacy.text import STOP_WORDS, find_whole, phrases
+from stages.privacy.text import STOP_WORDS, find_whole, normalize, phrases, visible
 from stages.sql.masking import mask_question
 
 
@@ -89,7 +89,7 @@ def checked_links(question: str, links: dict[str, Any], guard: RowGuard) -> dict
     partial_free = drop_partial_links(question, links, guard.name_spans(question))
     out: dict[str, Any] = {}
     for term, item in partial_free.items():
-        low = str(term).strip().lower()
+        low = normalize(str(term))
         if low in forms:
             table, column = forms[low]
             if column is not None:
@@ -144,21 +144,22 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
             if has_evidence:
                 row["symbolic_evidence"] = evidence
             return row
+        asked = visible(row["question"])  # the form the guard scans and the llm receives
         links = dict(row.get("schema_links") or {})
         if self.mask_schema_words:
-            extra = schema_word_links(row["question"], row, self.kept_schema(row))
+            extra = schema_word_links(asked, row, self.kept_schema(row))
             lowered = {str(t).lower() for t in links}
             links.update({t: i for t, i in extra.items() if t.lower() not in lowered})
         symbols = self.symbols(row)
         guard = await self.row_guard(row, symbols)
-        links = checked_links(row["question"], links, guard)
-        question = mask_question(row["question"], None, links, symbols)
+        links = checked_links(asked, links, guard)
+        question = mask_question(asked, None, links, symbols)
         row["symbolic_question"] = guard.enforce(question, "question")
         row.pop("privacy_guard", None)  # a rerun records afresh
         self.store_guard(row, guard, "question")
         if has_evidence:  # BIRD evidence: the question's symbols and links, then the guard
             text = mask_evidence(
-                str(evidence),
+                visible(str(evidence)),
                 links,
                 self.full_schema(row),
                 guard.symbols,

@@ -34,14 +34,14 @@ from stages.base import ExecutionLimits, LlmStage
 from stages.calc_exec_acc import CalcExecAcc
 from stages.classify_values import ClassifyValues
 from stages.dataset.layout import detect_layout, prepare_input
-from stages.dataset.spider import DatasetMixin, default_template, file_digest
+from stages.dataset.spider import SCHEMA_PROBLEM_KEY, DatasetMixin, default_template, file_digest
 from stages.detect_values import DetectValues
 from stages.execute_concrete_sql import ExecuteConcreteSql
 from stages.generate_symbolic_sql import GenerateSymbolicSql
 from stages.link_schema import LinkSchema
 from stages.link_values import LinkValues
 from stages.metrics.breakdowns import research_figures, research_rows
-from stages.pipelines.settings import ModelRoles, RankingCaps
+from stages.pipelines.settings import DataFiles, ModelRoles, RankingCaps
 from stages.privacy.audit import summarize_leaks
 from stages.privacy.guard import GuardPolicy
 from stages.rank_schema_from_file import RankSchemaFromFile
@@ -99,7 +99,7 @@ class MaskSqlPipeline(ExperimentPipeline):
             "schema": "ranked",
             "ranking": {"file": "", "max_tables": 0, "max_columns": 0, "keep_text_column": True},
             "dataset": "auto",
-            "data": {"tables": "", "databases": ""},
+            "data": {"tables": "", "databases": "", "schema_check": "stop"},
             "execution": {"timeout": 5.0, "max_rows": 10000, "keep_rows": 5},
             "templates": {name: "" for name in TEMPLATES},
             "privacy": {"mask": self._masked, "policy": "full", **GuardPolicy().to_dict()},
@@ -201,15 +201,26 @@ class MaskSqlPipeline(ExperimentPipeline):
         `ranking.keep_text_column`, validated."""
         return validate_section(self.config(), "ranking", RankingCaps).model_dump()
 
+    def _filtered_schema(
+        self, data: dict[str, str], caps: dict[str, Any], schema_check: str
+    ) -> AddFilteredSchema:
+        """AddFilteredSchema, told which input rows the run uses (its preflight checks their
+        databases against tables.json)."""
+        stage = AddFilteredSchema(**data, **caps, schema_check=schema_check)
+        if self.options is not None:
+            stage.window = (self.options.start, self.options.limit)
+        return stage
+
     def stages(self) -> dict[str, JsonListTransformer]:
         """Resolve models and templates first, then the MaskSQL stages in order."""
         config = self.config()
         privacy, masked = self._privacy()
         by_category = self._policy() == "category" and masked
         layout = self._layout()
+        files = validate_section(config, "data", DataFiles)
         data = {
-            "tables": str(config["data"]["tables"] or layout.tables),
-            "databases": str(config["data"]["databases"] or layout.databases),
+            "tables": files.tables or layout.tables,
+            "databases": files.databases or layout.databases,
         }
         from_file = self._ranking(config["schema"], data)
         caps = self._caps()
@@ -233,7 +244,7 @@ class MaskSqlPipeline(ExperimentPipeline):
             ),
             "RankSchemaItems": from_file
             or model_stage(RankSchemaItems, "rank_schema_items", full=config["schema"] == "full"),
-            "AddFilteredSchema": AddFilteredSchema(**data, **caps),
+            "AddFilteredSchema": self._filtered_schema(data, caps, files.schema_check),
             "AddSymbolTable": AddSymbolTable(**data),
             "DetectValues": model_stage(DetectValues, "detect_values"),
             "LinkValues": model_stage(LinkValues, "link_values"),
@@ -346,8 +357,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     coverage = [c for c in (mask_coverage(r) for r in rows) if c is not None]
     masked = sum(c[0] for c in coverage)
     terms = sum(c[1] for c in coverage)
+    mismatched = sum(1 for r in rows if SCHEMA_PROBLEM_KEY in r)
     return {
         "rows": count,
+        **({"schema_mismatch_rows": mismatched} if mismatched else {}),
         "exec_acc": round(correct / count, 6) if count else None,
         "correct": correct,
         "tokens": {"total": sum(tokens), "mean": _mean([float(t) for t in tokens])},
@@ -389,6 +402,11 @@ def results_table(results: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     privacy = results["privacy"]
     table.add_row("rows", str(results["rows"]))
+    if results.get("schema_mismatch_rows"):
+        table.add_row(
+            "rows whose database disagrees with tables.json (data.schema_check: warn)",
+            str(results["schema_mismatch_rows"]),
+        )
     audit = privacy.get("leak_audit") or {}
     if audit.get("audited_rows"):
         kinds = ", ".join(f"{k} {v}" for k, v in audit["by_kind"].items())

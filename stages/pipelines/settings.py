@@ -6,6 +6,8 @@ section as one object or stops with one line naming the setting (`ranking.max_ta
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 
@@ -29,3 +31,15 @@ class ModelRoles(BaseModel):
 
     slm: StrictStr = Field(min_length=1, description="a model name (see `python main.py models`)")
     llm: StrictStr = Field(min_length=1, description="a model name (see `python main.py models`)")
+
+
+class DataFiles(BaseModel):
+    """Where the dataset's schema file and databases are ('' : the layout's own), and what a
+    run does when tables.json and a database disagree (`stop`, or `warn`: run and record it
+    on each affected row)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tables: StrictStr = ""
+    databases: StrictStr = ""
+    schema_check: Literal["stop", "warn"] = "stop"

@@ -5,6 +5,10 @@ for four kinds of leak, with the same text rules as the guard (stages.privacy.te
 
 - name: a table or column name of the database, as written, with `_` as spaces, or a simple
   plural/singular form; whole words, case-insensitive.
+
+Every text is compared in one normal form (stages.privacy.text.normalize: NFKC, case-folded,
+invisible characters removed, whitespace collapsed), so a name or value written with combining
+accents, full-width letters or a zero-width space is still found.
 - value: a text cell of the database of at least `min_value_length` (3) characters that is not
   a function word; whole words, case-insensitive, quotes and whitespace normalised.
 - number: a number of the question or of the gold SQL (LIMIT counts aside) with at least
@@ -22,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stages.privacy.guard import SCHEMA_WORDS, SQL_FUNCTIONS, name_forms
+from stages.privacy.guard import SCHEMA_WORDS, SQL_FUNCTIONS, name_forms, name_matches
 from stages.privacy.text import (
     NUMBER,
     STOP_WORDS,
@@ -32,6 +36,7 @@ from stages.privacy.text import (
     number_value,
     phrases,
     symbol_spans,
+    visible,
 )
 from stages.privacy.value_index import ValueIndex
 from stages.sql.masking import in_limit, literal_value
@@ -97,8 +102,10 @@ def audit_text(
     gold_sql: str,
     rules: AuditRules | None = None,
 ) -> list[dict[str, str]]:
-    """The leaks in one prompt text: [{"kind", "text"}], each distinct text once."""
+    """The leaks in one prompt text: [{"kind", "text"}], each distinct text once. The text is
+    read `visible` (NFKC, no invisible characters), as the guard reads it."""
     rules = rules or AuditRules()
+    text, question = visible(text), visible(question)
     symbols = symbol_spans(text)
     found: dict[str, dict[str, str]] = {}
 
@@ -130,11 +137,9 @@ def audit_text(
                 if _outside(symbols, start, end):
                     add("value", text[start:end])
                     break
-    forms = name_forms(schema)
-    if forms.pattern is not None:
-        for m in forms.pattern.finditer(text):
-            if counted(m.group(0)) and _outside(symbols, *m.span()):
-                add("name", m.group(0))
+    for start, end, _ in name_matches(name_forms(schema), text):
+        if counted(text[start:end]) and _outside(symbols, start, end):
+            add("name", text[start:end])
     strings, numbers = gold_literals(gold_sql)
     for m in NUMBER.finditer(question):
         if digit_count(m.group(0)) >= rules.number_digits:

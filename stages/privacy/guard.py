@@ -10,7 +10,8 @@ T#/C#/V#. Masked schema items the ranking dropped are added back to the kept sch
 symbolic schema shows them and `unmask_sql` restores them like any other symbol.
 
 `mask` works on any text (question, BIRD-style evidence, a SQL draft); the rules of what counts
-as a mention live in `stages.privacy.text`, shared with the leak audit.
+as a mention live in `stages.privacy.text`, shared with the leak audit. Every text is made
+`visible` (NFKC, invisible characters removed) first: that form is scanned, masked and sent.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from stages.privacy.text import (
     number_value,
     phrases,
     symbol_spans,
+    visible,
 )
 from stages.privacy.value_index import Cell, ValueIndex
 from stages.sql.schema import Schema
@@ -118,7 +120,8 @@ class _Span:
 
 @dataclass
 class NameForms:
-    """Every natural-language form of a schema's names, compiled to one regex (cached)."""
+    """Every natural-language form of a schema's names (keys: `normalize`d), compiled to one
+    regex (cached); `name_matches` also finds forms by their normalised phrase."""
 
     items: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     pattern: re.Pattern[str] | None = None
@@ -128,25 +131,44 @@ _NAME_FORMS: dict[tuple[str, int], NameForms] = {}
 
 
 def name_forms(schema: Schema) -> NameForms:
-    """Form (lower case) -> (table, column or None) for every table and column of `schema`."""
+    """Normalised form -> (table, column or None) for every table and column of `schema`."""
     key = (schema.db_id, id(schema))
     forms = _NAME_FORMS.get(key)
     if forms is not None:
         return forms
     forms = NameForms()
+    written: set[str] = set()
     for table in schema.tables:
         for form in name_variants(table.name):
-            forms.items.setdefault(form.lower(), (table.name, None))
+            forms.items.setdefault(normalize(form), (table.name, None))
+            written.add(visible(form).lower())
     for table in schema.tables:
         for column in table.columns:
             for form in name_variants(column.name):
-                forms.items.setdefault(form.lower(), (table.name, column.name))
-    usable = [f for f in forms.items if f.strip() and f not in STOP_WORDS]
+                forms.items.setdefault(normalize(form), (table.name, column.name))
+                written.add(visible(form).lower())
+    usable = [f for f in {*forms.items, *written} if f.strip() and normalize(f) not in STOP_WORDS]
     if usable:
         alternation = "|".join(re.escape(f) for f in sorted(usable, key=lambda f: (-len(f), f)))
         forms.pattern = re.compile(r"(?<!\w)(?:" + alternation + r")(?!\w)", re.IGNORECASE)
     _NAME_FORMS[key] = forms
     return forms
+
+
+def name_matches(forms: NameForms, text: str) -> list[tuple[int, int, tuple[str, str | None]]]:
+    """Spans of schema-name forms in `text` (a `visible` text): by the regex (case-insensitive,
+    as written) and by normalised phrase (full case folding, mixed-script look-alikes)."""
+    found: list[tuple[int, int, tuple[str, str | None]]] = []
+    if forms.pattern is not None:
+        for m in forms.pattern.finditer(text):
+            item = forms.items.get(normalize(m.group(0)))
+            if item is not None:
+                found.append((m.start(), m.end(), item))
+    extra = [(a, b, n) for a, b, n in phrases(text) if n in forms.items and n not in STOP_WORDS]
+    for start, end, norm in sorted(extra, key=lambda p: (p[0] - p[1], p[0])):
+        if not any(start < b and a < end for a, b, _ in found):
+            found.append((start, end, forms.items[norm]))
+    return sorted(found)
 
 
 class RowGuard:
@@ -183,7 +205,7 @@ class RowGuard:
         """Sensitive spans of `text`, longest first when they overlap, never inside a symbol.
 
         With `sql`, SQL keywords and function names are not taken for schema names, and quoted
-        text is not masked as a whole.
+        text is not masked as a whole. `text` must be `visible` (spans are offsets into it).
         """
         taken = [(a, b) for a, b in symbol_spans(text)]
         candidates: list[_Span] = []
@@ -202,13 +224,11 @@ class RowGuard:
             for norm, cells in self.index.lookup(wanted).items():
                 for start, end in wanted[norm]:
                     candidates.append(_Span(start, end, "value", cells))
-        forms = name_forms(self.schema)
-        if forms.pattern is not None:
-            for m in forms.pattern.finditer(text):
-                word = m.group(0)
-                if sql and (word.upper() in KEYWORDS or word.upper() in SQL_FUNCTIONS):
-                    continue
-                candidates.append(_Span(m.start(), m.end(), "name", forms.items[word.lower()]))
+        for start, end, item in name_matches(name_forms(self.schema), text):
+            word = text[start:end]
+            if sql and (word.upper() in KEYWORDS or word.upper() in SQL_FUNCTIONS):
+                continue
+            candidates.append(_Span(start, end, "name", item))
         for m in PATTERN_VALUE.finditer(text):
             group = 1 if m.group(1) is not None else 2
             candidates.append(_Span(m.start(group), m.end(group), "pattern", m.group(group)))
@@ -233,18 +253,21 @@ class RowGuard:
         return sorted(chosen, key=lambda s: s.start)
 
     def name_spans(self, text: str) -> list[tuple[int, int]]:
-        """Spans of schema-name forms in `text` (longest first at each place, not overlapping)."""
-        forms = name_forms(self.schema)
-        return [m.span() for m in forms.pattern.finditer(text)] if forms.pattern else []
+        """Spans of schema-name forms in `text` (a `visible` text)."""
+        return [(a, b) for a, b, _ in name_matches(name_forms(self.schema), text)]
 
     def findings_in(self, text: str, *, sql: bool = False) -> list[Finding]:
-        """What `text` carries that the remote model must not see (symbols are not assigned)."""
+        """What `text` (made `visible`) carries that the remote model must not see (symbols are
+        not assigned)."""
+        text = visible(text)
         return [Finding(s.kind, text[s.start : s.end]) for s in self.scan(text, sql=sql)]
 
     # -- masking --------------------------------------------------------------------------------
 
     def mask(self, text: str, *, sql: bool = False) -> str:
-        """`text` with every sensitive span replaced by its symbol (recorded in `findings`)."""
+        """`text`, made `visible`, with every sensitive span replaced by its symbol (recorded in
+        `findings`)."""
+        text = visible(text)
         out: list[str] = []
         last = 0
         for span in self.scan(text, sql=sql):
@@ -258,7 +281,9 @@ class RowGuard:
         return "".join(out)
 
     def enforce(self, text: str, where: str, *, sql: bool = False) -> str:
-        """`mask` in mask mode; in block mode, GuardBlocked when `text` carries anything."""
+        """`mask` in mask mode; in block mode, GuardBlocked when `text` carries anything.
+        Either way the text returned (the one to send) is `visible`."""
+        text = visible(text)
         if self.policy.mode == "block":
             found = self.findings_in(text, sql=sql)
             if found:

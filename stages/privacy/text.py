@@ -2,15 +2,34 @@
 
 One definition of "this text mentions that value" for both sides, so the audit judges exactly
 what the guard promises: case-insensitive, quotes and whitespace normalised, whole words only.
+
+Unicode: every text is first made `visible` (invisible characters removed, then NFKC), the form
+the guard scans and the remote model receives; `normalize` adds case folding, quote and space
+folding and the Latin reading of a word that mixes Latin with Cyrillic or Greek look-alikes
+("France" written with a Cyrillic a, U+0430). A word written wholly in look-alikes of another
+script (every letter Cyrillic) is not folded: it is a word of that script as far as these
+rules can tell.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
 _SPACES = re.compile(r"\s+")
+_EXTRA_INVISIBLE = frozenset(
+    "\u034f\u115f\u1160\u3164\uffa0" + "".join(chr(c) for c in range(0xFE00, 0xFE10))
+)
+"""Invisible characters outside category Cf: combining grapheme joiner, Hangul fillers,
+variation selectors."""
+_LOOKALIKES = str.maketrans(
+    "авекмнорстухѕіјԁһӏԛԝαβεηικνορτυχ",
+    "abekmhopctyxsijdhlqwabenikvoptux",
+)
+"""Lower-case Cyrillic and Greek letters that read as a Latin one (after case folding)."""
+_LATIN = re.compile(r"[a-z]")
 WORD = re.compile(r"\w+[+#]*")
 SYMBOL = re.compile(r"(?<!\w)[TCVA][1-9]\d*(?!\w)", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
@@ -35,9 +54,34 @@ STOP_WORDS = frozenset(
 """Function words never matched as database values (a cell "the" is not a secret)."""
 
 
+def _invisible(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cf" or ch in _EXTRA_INVISIBLE
+
+
+def visible(text: str) -> str:
+    """`text` without invisible characters (category Cf: zero-width space and joiners, word
+    joiner, BOM, soft hyphen ...), then NFKC; case kept. What the guard scans and sends."""
+    text = str(text)
+    if text.isascii():
+        return text
+    text = "".join(ch for ch in text if not _invisible(ch))
+    return unicodedata.normalize("NFKC", text)
+
+
+def _latin_reading(word: re.Match[str]) -> str:
+    text = word.group(0)
+    if _LATIN.search(text) and text != text.translate(_LOOKALIKES):
+        return text.translate(_LOOKALIKES)
+    return text
+
+
 def normalize(text: str) -> str:
-    """Case-folded, curly quotes made straight, whitespace runs made one space, stripped."""
-    return _SPACES.sub(" ", str(text).translate(_QUOTES)).strip().casefold()
+    """The one form every comparison uses: `visible`, case-folded (then NFKC again), curly
+    quotes straight, whitespace runs one space, stripped, mixed-script words read as Latin."""
+    folded = visible(text).translate(_QUOTES).casefold()
+    if not folded.isascii():
+        folded = WORD.sub(_latin_reading, unicodedata.normalize("NFKC", folded))
+    return _SPACES.sub(" ", folded).strip()
 
 
 def phrases(text: str, max_words: int = MAX_PHRASE_WORDS) -> Iterator[tuple[int, int, str]]:
@@ -66,7 +110,9 @@ def symbol_spans(text: str) -> list[tuple[int, int]]:
 
 
 def find_whole(text: str, needle: str) -> list[tuple[int, int]]:
-    """Case-insensitive whole-word occurrences of `needle` in `text` (after quote folding)."""
+    """Case-insensitive whole-word occurrences of `needle` in `text` (after quote folding);
+    `needle` is made `visible`, `text` should already be (spans are offsets into it)."""
+    needle = visible(needle)
     if not needle.strip():
         return []
     folded = text.translate(_QUOTES)

@@ -17,11 +17,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from masksql_pipe.errors import InputError
 from stages.privacy.text import MAX_PHRASE_WORDS, WORD, normalize
 from stages.sql.tokens import quote_identifier
 
-FORMAT = "2"
-"""Bumped when the index layout changes (part of the file name, so old files are not reused)."""
+FORMAT = "3"
+"""Bumped when the index layout or `normalize` changes (part of the file name, so old files are
+not reused: 3 = NFKC, invisible characters removed, mixed-script look-alikes)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,12 @@ class ValueIndex:
             index = _OPEN.get(str(path))
             if index is None:
                 if not path.is_file():
-                    build_index(db_path, path)
+                    try:
+                        build_index(db_path, path)
+                    except sqlite3.DatabaseError as exc:
+                        raise InputError(
+                            f"{db_path}: not a readable SQLite database ({exc})"
+                        ) from None
                 index = cls(path)
                 _OPEN[str(path)] = index
             return index
@@ -107,31 +114,40 @@ def build_index(db_path: Path, path: Path) -> None:
     source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     out = sqlite3.connect(tmp)
     try:
-        out.execute("CREATE TABLE cells(norm TEXT NOT NULL, value TEXT, tbl TEXT, col TEXT)")
-        tables = [
-            r[0]
-            for r in source.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        for table in tables:
-            qtable = quote_identifier(table)
-            columns = [r[1] for r in source.execute(f"PRAGMA table_info({qtable})")]
-            for column in columns:
-                qcol = quote_identifier(column)
-                cursor = source.execute(
-                    f"SELECT DISTINCT {qcol} FROM {qtable} WHERE typeof({qcol}) = 'text'"
-                )
-                out.executemany(
-                    "INSERT INTO cells VALUES (?, ?, ?, ?)",
-                    _entries(cursor, table, column),
-                )
-        out.execute("CREATE INDEX cells_norm ON cells(norm)")
-        out.commit()
-    finally:
+        _copy_cells(source, out)
+    except BaseException:
         out.close()
         source.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    out.close()
+    source.close()
     os.replace(tmp, path)
+
+
+def _copy_cells(source: sqlite3.Connection, out: sqlite3.Connection) -> None:
+    """Every distinct text cell of `source`, normalised, into the indexed table of `out`."""
+    out.execute("CREATE TABLE cells(norm TEXT NOT NULL, value TEXT, tbl TEXT, col TEXT)")
+    tables = [
+        r[0]
+        for r in source.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    for table in tables:
+        qtable = quote_identifier(table)
+        columns = [r[1] for r in source.execute(f"PRAGMA table_info({qtable})")]
+        for column in columns:
+            qcol = quote_identifier(column)
+            cursor = source.execute(
+                f"SELECT DISTINCT {qcol} FROM {qtable} WHERE typeof({qcol}) = 'text'"
+            )
+            out.executemany(
+                "INSERT INTO cells VALUES (?, ?, ?, ?)",
+                _entries(cursor, table, column),
+            )
+    out.execute("CREATE INDEX cells_norm ON cells(norm)")
+    out.commit()
 
 
 def _entries(
