@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .common import CopyTransformer, DeleteProp, FilterList, LimitJson
     from .dag import build_stages, order_nodes
     from .dotted import delete_path, get_path, set_path
-    from .errors import ConfigError, InputError, ModelError, PipeError, SpecError
+    from .errors import ConfigError, ExceptionContext, InputError, ModelError, PipeError, SpecError
     from .experiment.pipeline import ExperimentPipeline
     from .files import read_rows
     from .lm.pricing import Budget, BudgetExceeded, Price
@@ -29,6 +29,7 @@ _EXPORTS = {
     "ConfigError": ".errors",
     "CopyTransformer": ".common",
     "DeleteProp": ".common",
+    "ExceptionContext": ".errors",
     "ExperimentPipeline": ".experiment.pipeline",
     "ERROR_KEY": ".transformer",
     "FilterList": ".common",
@@ -66,6 +67,7 @@ __all__ = [
     "ConfigError",
     "CopyTransformer",
     "DeleteProp",
+    "ExceptionContext",
     "ExperimentPipeline",
     "FilterList",
     "InputError",

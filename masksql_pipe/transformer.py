@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import orjson
 
 from .code_digest import module_closure, module_closure_digest
+from .errors import error_context
 from .files import check_stage_name
 from .scrub import scrub_text
 
@@ -247,12 +248,17 @@ class JsonListTransformer(ABC):
 
     def _failed(self, row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         failed = dict(row)
-        message = scrub_text(str(exc) or repr(exc))
+        message = str(exc) or repr(exc)
+        context = error_context(exc)
+        if context:  # ExceptionContext blocks the error left through, outermost first
+            message = f"{'; '.join(context)}: {message}"
         failed[ERROR_KEY] = {
             "stage": self.name,
             "type": type(exc).__name__,
-            "message": message[:MAX_ERROR_MESSAGE],
+            "message": scrub_text(message)[:MAX_ERROR_MESSAGE],
         }
+        if context:
+            failed[ERROR_KEY]["context"] = [scrub_text(item) for item in context]
         self._tracebacks.append((current_row_index(), scrub_text(traceback.format_exc(limit=20))))
         return failed
 
