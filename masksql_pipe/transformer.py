@@ -251,7 +251,7 @@ class JsonListTransformer(ABC):
         message = str(exc) or repr(exc)
         context = error_context(exc)
         if context:  # ExceptionContext blocks the error left through, outermost first
-            message = f"{'; '.join(context)}: {message}"
+            message = f"{'; '.join(c.rstrip('. ') for c in context)}: {message}"
         failed[ERROR_KEY] = {
             "stage": self.name,
             "type": type(exc).__name__,
