@@ -192,3 +192,14 @@ async def test_exception_context_is_per_task() -> None:
             raise KeyError("x")
     except KeyError as exc:
         assert error_context(exc) == ["next"]  # a closed block leaves nothing behind
+
+
+async def test_registry_model_has_the_seed_interface() -> None:
+    """`registry.model(name)`: `infer` answers as text, `metadata()` names the model."""
+    from masksql_pipe.lm.registry import ModelRegistry
+
+    model = ModelRegistry({}, {}).model("echo")
+    assert model.metadata() == {"name": "echo", "model": "echo", "offline": True}
+    assert await model.infer([{"role": "user", "content": "hi"}]) == "hi"
+    perfect = ModelRegistry({}, {}).model("perfect")
+    assert await perfect.infer([{"role": "user", "content": "q"}], None, oracle="7") == "7"
