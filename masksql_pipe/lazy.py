@@ -8,26 +8,27 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
 def lazy_exports(
-    package: str, exports: dict[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """`__getattr__` and `__dir__` for `package`, resolving each name of `exports`
-    (name -> relative module) on first use and keeping it in the package namespace."""
+    package: str, exports: Mapping[str, tuple[str, ...]]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """`__all__`, `__getattr__` and `__dir__` for `package` from its one export table
+    (module -> public names), each name imported from its module on first use."""
     namespace = sys.modules[package].__dict__
+    where = {name: module for module, names in exports.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
+        module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, package), name)
+        value = getattr(importlib.import_module(module), name)
         namespace[name] = value
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *exports})
+        return sorted({*namespace, *where})
 
-    return __getattr__, __dir__
+    return sorted(where), __getattr__, __dir__

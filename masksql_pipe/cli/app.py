@@ -22,6 +22,7 @@ from masksql_pipe.cli.options import (
     ConfigOpt,
     DataOpt,
     ForceOpt,
+    InputOpt,
     LimitOpt,
     MaxErrorsOpt,
     ModelsOpt,
@@ -57,6 +58,7 @@ def run_command(
     from_number: Annotated[
         int | None, typer.Option("--from", help="Rerun every stage after file number N.")
     ] = None,
+    input_name: InputOpt = None,
     force: ForceOpt = False,
     retry_errors: RetryErrorsOpt = False,
     concurrency: ConcurrencyOpt = 16,
@@ -68,7 +70,10 @@ def run_command(
     batch: BatchOpt = False,
     budget: BudgetOpt = None,
 ) -> None:
-    """Run a pipeline over DIR/1_input.json, reusing every stage that is up to date."""
+    """Run a pipeline over DIR/1_input.json, reusing every stage that is up to date.
+
+    A folder without 1_input.json resumes from its lowest-numbered file (or --input names one).
+    """
     from masksql_pipe.cli.run import run_pipeline
     from masksql_pipe.engine.stage import RunOptions
     from masksql_pipe.lm.pricing import Budget
@@ -86,7 +91,9 @@ def run_command(
         budget=Budget(budget) if budget is not None else None,
     )
     pipeline = pipeline or _default_pipeline()
-    run_pipeline(data, pipeline, overrides, config, models, options, max_errors, sys.argv[1:])
+    run_pipeline(
+        data, pipeline, overrides, config, models, options, max_errors, sys.argv[1:], input_name
+    )
 
 
 @app.command("status")
@@ -103,18 +110,26 @@ def status_command(
     models: ModelsOpt = None,
     start: Annotated[int | None, typer.Option(help="First row kept by LimitJson.", min=0)] = None,
     limit: LimitOpt = None,
+    input_name: InputOpt = None,
 ) -> None:
     """One line per stage file: rows, errors, up to date or stale (and why), usage.
 
     With no settings given, stages are judged against the last run's pipeline, configuration
     and --start/--limit (they are part of the fingerprints); give settings to judge others.
     """
-    from masksql_pipe.cli.run import build_run, check_data_folder, find_input_file
+    from masksql_pipe.cli.run import (
+        FIRST_INPUT,
+        build_run,
+        check_data_folder,
+        find_input_file,
+        resuming,
+    )
     from masksql_pipe.engine.stage import RunOptions
 
     check_data_folder(data)
     with _last_run_settings(data, pipeline, overrides, config, start, limit) as settings:
-        pipeline, config, start, limit, recorded_models = settings
+        pipeline, config, start, limit, recorded_models, recorded_input = settings
+        input_name = input_name or recorded_input
         options = RunOptions(start=start or 0, limit=limit)
         experiment, engine = build_run(
             data,
@@ -126,16 +141,20 @@ def status_command(
             inspect=True,
             prepare=False,
         )
-    input_file = data / "1_input.json"
-    source = None if input_file.is_file() else experiment.input_source()
+    input_file = data / FIRST_INPUT
+    resumed = resuming(data, input_name)
+    source = None if resumed or input_file.is_file() else experiment.input_source()
     if source is None:
-        input_file = find_input_file(data)
+        input_file = find_input_file(data, engine, input_name)
+    first_number = parse_stage_file(input_file).number
     table = Table(title=f"{pipeline} on {data}", title_justify="left")
     for column in ("file", "rows", "errors", "state", "tokens", "latency s", "model calls"):
         # file names stay whole; a long reason wraps inside its own column
         table.add_column(column, no_wrap=column != "state", overflow="fold")
     input_rows = len(read_rows(source or input_file))
     where = f"not made yet: the first run copies {source.name}" if source else "input"
+    if resumed:
+        where = f"input: the run resumes from this file (stages up to {first_number} skipped)"
     table.add_row(input_file.name, str(input_rows), "", where, "", "", "")
     planned = set()
     costs: list[float] = []
@@ -162,9 +181,10 @@ def status_command(
         )
     for _, path in numbered_files(data):
         if path.name not in planned and path != input_file:
-            table.add_row(
-                path.name, "", "", "[yellow]not written by this pipeline[/yellow]", "", "", ""
-            )
+            label = "not written by this pipeline"
+            if resumed and parse_stage_file(path).number < first_number:
+                label = f"before {input_file.name}: not read by this run"
+            table.add_row(path.name, "", "", f"[yellow]{label}[/yellow]", "", "", "")
     out.print(table)
     if source is not None:
         out.print(
@@ -194,8 +214,8 @@ def _last_run_settings(
     config: Path | None,
     start: int | None,
     limit: int | None,
-) -> Iterator[tuple[str, Path | None, int | None, int | None, Path | None]]:
-    """(pipeline, config file, start, limit, models file) to judge stages by.
+) -> Iterator[tuple[str, Path | None, int | None, int | None, Path | None, str | None]]:
+    """(pipeline, config file, start, limit, models file, --input) to judge stages by.
 
     The given ones, or, when none is given, those of the last recorded run (its configuration
     replayed from a temporary file, as `rerun` does).
@@ -206,7 +226,7 @@ def _last_run_settings(
     given = overrides or config or start is not None or limit is not None
     last = runs[-1] if runs else None
     if given or last is None or (pipeline is not None and pipeline != last.get("pipeline")):
-        yield pipeline or _default_pipeline(), config, start, limit, None
+        yield pipeline or _default_pipeline(), config, start, limit, None, None
         return
     argv = [str(arg) for arg in last.get("argv") or []]
     err.print(f"judged against the settings of run {last['id']}", highlight=False)
@@ -219,6 +239,7 @@ def _last_run_settings(
             recorded_option(argv, "--start", int),
             recorded_option(argv, "--limit", int),
             recorded_option(argv, "--models", Path),
+            recorded_option(argv, "--input", str),
         )
 
 

@@ -295,6 +295,7 @@ def rerun_command(
     limit = recorded_option(argv, "--limit", int)
     if models is None:
         models = recorded_option(argv, "--models", Path)
+    input_name = recorded_option(argv, "--input", str)
     options = RunOptions(
         concurrency=concurrency,
         force=force,
@@ -310,7 +311,15 @@ def rerun_command(
         config_file = Path(folder) / f"{record['id']}.json"
         config_file.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
         run_pipeline(
-            data, pipeline, overrides, config_file, models, options, max_errors, sys.argv[1:]
+            data,
+            pipeline,
+            overrides,
+            config_file,
+            models,
+            options,
+            max_errors,
+            sys.argv[1:],
+            input_name,
         )
 
 

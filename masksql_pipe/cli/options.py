@@ -8,6 +8,15 @@ from typing import Annotated
 import typer
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder holding 1_input.json.")]
+InputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input",
+        help="Numbered file of DIR to start from (e.g. 8_LinkSchema.json): only the stages "
+        "after the one that writes it run. Default: 1_input.json, or when the folder has none "
+        "its lowest-numbered file.",
+    ),
+]
 PipelineOpt = Annotated[
     str | None,
     typer.Option(

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from masksql_pipe.cli.console import err, fail, out
 from masksql_pipe.engine.environment import models_file
+from masksql_pipe.engine.files import numbered_files, parse_stage_file
 from masksql_pipe.engine.pipeline import Pipeline, StageInterrupted
 from masksql_pipe.engine.stage import RunOptions
 from masksql_pipe.errors import InputError
@@ -28,13 +29,61 @@ def check_data_folder(data: Path) -> None:
         raise InputError(f"{data}: not a folder; --data takes the dataset folder")
 
 
-def find_input_file(data: Path) -> Path:
-    """``DATA/1_input.json``, or an InputError saying what is wrong with the folder."""
+FIRST_INPUT = "1_input.json"
+"""The file a run starts from unless the folder (or --input) names a later numbered file."""
+
+
+def resuming(data: Path, input_name: str | None = None) -> bool:
+    """Whether a run on ``data`` starts after stage 1: ``--input`` names another file, or the
+    folder has numbered files but no 1_input.json (its lowest-numbered file is the start)."""
+    if input_name:
+        return Path(input_name).name != FIRST_INPUT
+    if not data.is_dir() or (data / FIRST_INPUT).is_file():
+        return False
+    return bool(numbered_files(data))
+
+
+def find_input_file(data: Path, engine: Pipeline, input_name: str | None = None) -> Path:
+    """The file the run starts from: ``DATA/1_input.json``, or when resuming (see `resuming`)
+    the ``--input`` file or the folder's lowest-numbered file; then ``engine`` keeps only the
+    stages after the one that writes it (an InputError naming the choices when none does)."""
     check_data_folder(data)
-    path = data / "1_input.json"
+    first = data / FIRST_INPUT
+    if not resuming(data, input_name):
+        if not first.is_file():
+            raise InputError(
+                f"{first}: file not found (every dataset folder starts with {FIRST_INPUT})"
+            )
+        return first
+    start = _named_input(data, input_name) if input_name else _lowest_file(data)
+    engine.start_after(first, start)
+    return start
+
+
+def _named_input(data: Path, name: str) -> Path:
+    """``--input``: a numbered file of the data folder, by file name or path."""
+    path = Path(name)
+    if len(path.parts) == 1:
+        path = data / path
+    if path.resolve().parent != data.resolve():
+        raise InputError(f"--input {name}: not a file of the data folder {data}")
+    parse_stage_file(path)
     if not path.is_file():
-        raise InputError(f"{path}: file not found (every dataset folder starts with 1_input.json)")
+        raise InputError(f"{path}: file not found (--input names a numbered file in {data})")
     return path
+
+
+def _lowest_file(data: Path) -> Path:
+    """The one numbered file with the lowest number (several: say which to name)."""
+    files = numbered_files(data)
+    lowest = [path for numbered, path in files if numbered.number == files[0][0].number]
+    if len(lowest) > 1:
+        names = ", ".join(path.name for path in lowest)
+        raise InputError(
+            f"{data}: no {FIRST_INPUT} and several files to start from ({names}); "
+            "name one with --input"
+        )
+    return lowest[0]
 
 
 def build_run(
@@ -46,12 +95,14 @@ def build_run(
     options: RunOptions,
     inspect: bool = False,
     prepare: bool = True,
+    input_name: str | None = None,
 ) -> tuple[Any, Pipeline]:
     """Configure the named experiment pipeline and turn it into an engine Pipeline.
 
     ``inspect`` (status) builds models without their keys: fingerprints need their
     settings only, and a researcher may look at a run from a shell without the key.
-    ``prepare=False`` (status) leaves the folder as it is: no 1_input.json is written.
+    ``prepare=False`` (status) leaves the folder as it is: no 1_input.json is written; nor is
+    it when the run resumes from a later file (``input_name``, see `resuming`).
     """
     from masksql_pipe.experiment.config import load_config_file, loggable, parse_overrides
     from masksql_pipe.experiment.functions import function_stage
@@ -68,7 +119,7 @@ def build_run(
     experiment = cls(registry, replacement, patch)
     experiment.data_dir = data
     experiment.options = options
-    if prepare and data.is_dir():
+    if prepare and data.is_dir() and not resuming(data, input_name):
         experiment.prepare_input()
     spec = experiment.stages()
     settings = {"config": loggable(experiment.config())}
@@ -85,6 +136,7 @@ def run_pipeline(
     options: RunOptions,
     max_errors: int,
     argv: list[str],
+    input_name: str | None = None,
 ) -> None:
     """Run, write the run log, print the stage table and the pipeline's report.
 
@@ -92,8 +144,10 @@ def run_pipeline(
     """
     from masksql_pipe.experiment.runlog import RunLogger
 
-    experiment, engine = build_run(data, pipeline, overrides, config, models, options)
-    input_file = find_input_file(data)  # after build_run: a pipeline may prepare it
+    experiment, engine = build_run(
+        data, pipeline, overrides, config, models, options, input_name=input_name
+    )
+    input_file = find_input_file(data, engine, input_name)  # after build_run: it may prepare it
     logger = RunLogger(data, pipeline, experiment, argv)
     engine.options.run_id = logger.id
     err.print(f"pipeline [bold]{pipeline}[/bold] on {input_file}", highlight=False)

@@ -1,11 +1,34 @@
-"""Dotted paths into nested rows: ``get_path(row, "a.b.0")`` and ``set_path(row, "a.b", v)``."""
+"""Dotted paths into nested rows and settings (``get_path(row, "a.b.0")``), through glom.
+
+One restricted glom: mapping keys and list indices only, so a path never reaches an attribute
+(``name.upper`` is missing, not a bound method), and each segment is literal (``*`` is a key).
+"""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any
 
+from glom import Assign, GlomError, Glommer, Path
+
 _MISSING = object()
+
+
+def _item(seq: list[Any], key: Any) -> Any:
+    """A list item by a segment that must be an integer (``"-1"`` too)."""
+    return seq[int(key)]
+
+
+def _set_item(seq: list[Any], key: Any, value: Any) -> None:
+    seq[int(key)] = value
+
+
+GLOM = Glommer(register_default_types=False)
+"""glom over JSON-like data only: dicts/mappings by key, lists by index."""
+GLOM.register(dict, get=operator.getitem, assign=operator.setitem, exact=False)
+GLOM.register(Mapping, get=operator.getitem, exact=False)
+GLOM.register(list, get=_item, assign=_set_item)
 
 
 def _parts(path: str) -> list[str]:
@@ -13,64 +36,49 @@ def _parts(path: str) -> list[str]:
     return path.split(".") if path else []
 
 
-def _step(node: Any, part: str) -> Any:
-    if isinstance(node, Mapping):
-        return node.get(part, _MISSING)
-    if isinstance(node, list) and part.lstrip("-").isdigit():
-        index = int(part)
-        return node[index] if -len(node) <= index < len(node) else _MISSING
-    return _MISSING
-
-
 def has_path(obj: Any, path: str) -> bool:
     """Whether every segment of ``path`` exists in ``obj``."""
-    node = obj
-    for part in _parts(path):
-        node = _step(node, part)
-        if node is _MISSING:
-            return False
-    return True
+    return get_path(obj, path, _MISSING) is not _MISSING
 
 
 def get_path(obj: Any, path: str, default: Any = None) -> Any:
     """Value at a dotted path (dict keys; integer segments index lists), or ``default``."""
-    node = obj
-    for part in _parts(path):
-        node = _step(node, part)
-        if node is _MISSING:
-            return default
-    return node
+    parts = _parts(path)
+    if not parts:
+        return obj
+    try:
+        return GLOM.glom(obj, Path(*parts))
+    except (GlomError, ValueError, IndexError, KeyError, TypeError):
+        return default
 
 
 def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
     """Set the value at a dotted path, creating missing dicts on the way.
 
-    KeyError names the path when it runs through a value or a missing list item.
+    KeyError names the path when it runs through a value or a missing list item (a value is
+    never overwritten to make room for a path through it).
     """
     parts = _parts(path)
     if not parts:
         raise KeyError("cannot set the empty path")
-    node: Any = obj
+    try:
+        GLOM.glom(obj, Assign(Path(*parts), value, missing=dict))
+    except GlomError:
+        raise KeyError(_blocked(obj, parts)) from None
+
+
+def _blocked(obj: Any, parts: list[str]) -> str:
+    """Why a path cannot be set: the first segment that runs through a value or a missing item."""
     for depth, part in enumerate(parts):
+        parent = get_path(obj, ".".join(parts[:depth]))
         where = ".".join(parts[: depth + 1])
-        last = depth == len(parts) - 1
-        if isinstance(node, list):
-            if _step(node, part) is _MISSING:
-                raise KeyError(f"{where!r}: no list item {part!r}")
-            if last:
-                node[int(part)] = value
-                return
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-                return
-            if part not in node:
-                node[part] = {}
-            node = node[part]
-        else:  # never overwrite a value to make room for a path through it
-            parent = ".".join(parts[:depth]) or "the root"
-            raise KeyError(f"{where!r}: {parent!r} is not a mapping or a list")
+        if isinstance(parent, list) and not has_path(parent, part):
+            return f"{where!r}: no list item {part!r}"
+        if not isinstance(parent, dict | list):
+            return (
+                f"{where!r}: {'.'.join(parts[:depth]) or 'the root'!r} is not a mapping or a list"
+            )
+    return f"{'.'.join(parts)!r}: cannot be set"
 
 
 def delete_path(obj: dict[str, Any], path: str) -> bool:

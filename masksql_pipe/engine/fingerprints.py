@@ -104,7 +104,7 @@ def _defining_module(package: str, name: str, depth: int = 0) -> str:
     path = _project_source(package)
     if path is None or path.name != "__init__.py" or depth > 5:
         return package
-    for node in ast.walk(_parsed(path)):  # also under `if TYPE_CHECKING:` (lazy packages)
+    for node in ast.walk(_parsed(path)):
         if isinstance(node, ast.ImportFrom) and any(
             (alias.asname or alias.name) == name for alias in node.names
         ):
@@ -116,7 +116,27 @@ def _defining_module(package: str, name: str, depth: int = 0) -> str:
             if not node.level:
                 source = node.module or package
             return _defining_module(source, original, depth + 1)
+        if exported := _lazy_export(node, name):  # the lazy packages' export table
+            return _defining_module(exported, name, depth + 1)
     return package
+
+
+def _lazy_export(node: ast.AST, name: str) -> str | None:
+    """The module an `_EXPORTS = {module: (names...)}` table (see masksql_pipe.lazy) names for
+    `name`, when `node` is that table."""
+    if not (
+        isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets)
+        and isinstance(node.value, ast.Dict)
+    ):
+        return None
+    for key, value in zip(node.value.keys, node.value.values, strict=True):
+        names = value.elts if isinstance(value, ast.Tuple) else []
+        if isinstance(key, ast.Constant) and any(
+            isinstance(n, ast.Constant) and n.value == name for n in names
+        ):
+            return str(key.value)
+    return None
 
 
 @functools.cache

@@ -156,6 +156,20 @@ class Pipeline:
             current, numbered = out_path, out
         return planned
 
+    def start_after(self, first_input: Path, start: Path) -> None:
+        """Keep only the stages after the one that writes ``start`` (named as in the plan from
+        ``first_input``), so a run resumes from any numbered file; InputError naming the files
+        this pipeline writes when none of its stages writes ``start``."""
+        planned = self.plan(first_input)
+        for index, (_stage, _in_path, out_path) in enumerate(planned):
+            if out_path.name == start.name:
+                self.stages = self.stages[index + 1 :]
+                return
+        choices = ", ".join([first_input.name] + [out.name for _, _, out in planned])
+        raise InputError(
+            f"{start}: no stage of this pipeline writes {start.name}; start from one of: {choices}"
+        )
+
     def states(
         self, input_file: Path | str, *, recorded_endpoints: bool = False
     ) -> list[StageState]:

@@ -19,6 +19,7 @@ import orjson
 from masksql_pipe.engine.files import check_stage_name
 from masksql_pipe.engine.fingerprints import module_closure, module_closure_digest
 from masksql_pipe.engine.scrub import scrub_text
+from masksql_pipe.errors import error_context
 
 ERROR_KEY = "pipe_error"
 """Reserved row key for a per-row failure: ``{"stage", "type", "message"}``."""
@@ -247,12 +248,17 @@ class JsonListTransformer(ABC):
 
     def _failed(self, row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         failed = dict(row)
-        message = scrub_text(str(exc) or repr(exc))
+        message = str(exc) or repr(exc)
+        context = error_context(exc)
+        if context:  # ExceptionContext blocks the error left through, outermost first
+            message = f"{'; '.join(c.rstrip('. ') for c in context)}: {message}"
         failed[ERROR_KEY] = {
             "stage": self.name,
             "type": type(exc).__name__,
-            "message": message[:MAX_ERROR_MESSAGE],
+            "message": scrub_text(message)[:MAX_ERROR_MESSAGE],
         }
+        if context:
+            failed[ERROR_KEY]["context"] = [scrub_text(item) for item in context]
         self._tracebacks.append((current_row_index(), scrub_text(traceback.format_exc(limit=20))))
         return failed
 

@@ -1,38 +1,18 @@
 """GoTaglio-style experiment layer: configurable pipelines, run logs, reports.
 
-Names are imported on first use (PEP 562): the CLI's commands live in this package and must
-not load configuration, pydantic and the model layer just to print `--help`.
+Names are imported on first use (PEP 562): the CLI's commands use this package and must not
+load configuration, pydantic and the model layer just to print `--help`.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from masksql_pipe.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from masksql_pipe.experiment.config import Internal, Prompt
-    from masksql_pipe.experiment.functions import FunctionStage
-    from masksql_pipe.experiment.pipeline import ExperimentPipeline, Pipeline, load_pipeline
-
 _EXPORTS = {
-    "ExperimentPipeline": ".pipeline",
-    "FunctionStage": ".functions",
-    "Internal": ".config",
-    "Pipeline": ".pipeline",
-    "Prompt": ".config",
-    "load_pipeline": ".pipeline",
+    "masksql_pipe.errors": ("ExceptionContext",),
+    "masksql_pipe.experiment.config": ("Internal", "Prompt", "build_template"),
+    "masksql_pipe.experiment.functions": ("FunctionStage",),
+    "masksql_pipe.experiment.pipeline": ("ExperimentPipeline", "Pipeline", "load_pipeline"),
+    "masksql_pipe.lm.base": ("InferModel",),
 }
-"""Public name -> the module (relative to this package) that defines it."""
+"""Module -> the public names it defines: the package's one export list."""
 
-__all__ = [
-    "ExperimentPipeline",
-    "FunctionStage",
-    "Internal",
-    "Pipeline",
-    "Prompt",
-    "load_pipeline",
-]
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,7 +10,7 @@ import copy
 import difflib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ __all__ = [
     "Internal",
     "MissingSettingsError",
     "Prompt",
+    "build_template",
     "from_jsonable",
     "get_dotted",
     "iter_dotted",
@@ -300,6 +301,54 @@ def set_internal(config: dict[str, Any], dotted: str, value: Any) -> None:
     if not isinstance(current, Internal):
         raise ConfigError(f"setting '{dotted}' is not an Internal setting of this pipeline")
     set_dotted(config, dotted, value)
+
+
+def build_template(
+    config: dict[str, Any],
+    template_key: str,
+    text_key: str,
+    *,
+    folders: Iterable[Path | str] = (),
+) -> Callable[[Mapping[str, Any]], Awaitable[str]]:
+    """GoTaglio's ``build_template``: compile the jinja2 file named at ``template_key`` (a
+    relative name is looked up in the working folder, then in ``folders``), keep its text at
+    ``text_key`` (an Internal setting: the run log and the stage fingerprints carry it), and
+    return ``async template(context) -> str`` rendering with the context's keys (``case``...).
+    """
+    import jinja2
+
+    name = get_dotted(config, template_key, _MISSING)
+    if name is _MISSING:
+        raise ConfigError(_unknown_key_message(config, template_key))
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"setting '{template_key}' must be a template file, got {name!r}")
+    given = Path(name).expanduser()
+    candidates = [given] + ([] if given.is_absolute() else [Path(f) / given for f in folders])
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        where = ", ".join(str(c) for c in candidates)
+        raise ConfigError(f"setting '{template_key}': template file not found ({where})")
+    try:
+        text = path.read_text(encoding="utf-8")
+        template = jinja2.Environment(
+            undefined=jinja2.StrictUndefined, autoescape=False
+        ).from_string(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"template {path}: cannot be read ({exc})") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"template {path}:{exc.lineno}: {exc.message}") from None
+    current = get_dotted(config, text_key, _MISSING)
+    if current is _MISSING:
+        raise ConfigError(_unknown_key_message(config, text_key))
+    if isinstance(current, Internal):
+        set_internal(config, text_key, text)
+    else:  # stages() ran before in this process: the slot holds the text already
+        set_dotted(config, text_key, text)
+
+    async def render(context: Mapping[str, Any]) -> str:
+        return template.render(dict(context))
+
+    return render
 
 
 # ---------------------------------------------------------------------------------------------

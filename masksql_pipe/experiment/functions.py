@@ -6,13 +6,19 @@ and its return value is stored on the row under ``stages.<node name>``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from masksql_pipe.engine.stage import JsonListTransformer, StageRun
+import orjson
+
+from masksql_pipe.engine.scrub import scrub_text
+from masksql_pipe.engine.stage import JsonListTransformer, StageRun, current_row_index
 from masksql_pipe.errors import SpecError
+from masksql_pipe.lm.base import current_caller
+from masksql_pipe.prompt.log import prompt_log_path
 from masksql_pipe.prompt.processor import percentile
 
 StageFunction = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -45,6 +51,9 @@ class FunctionStage(JsonListTransformer):
         self._price: Any = None
         self._cache = ResponseCache(run.book_dir / "cache.sqlite")
         self._lookup = not run.options.no_cache
+        self._run_id = run.options.run_id
+        self._log_path = prompt_log_path(run.book_dir, run.stage_key)
+        self._log: Any = None  # opened with the first call: most function stages make none
 
     async def complete(self, model: Any, messages: Any, **kwargs: Any) -> Any:
         """``model.complete`` through the run's response cache (offline models answer directly).
@@ -64,12 +73,58 @@ class FunctionStage(JsonListTransformer):
             key, lambda: model.complete(messages, **kwargs), lookup=self._lookup
         )
 
+    async def _call(
+        self, calls: list[tuple[Any, Any]], model: Any, messages: Any, **kwargs: Any
+    ) -> Any:
+        """`complete`, noted for the row's totals (``calls``) and written to the prompt log:
+        ``context["complete"]`` and `InferModel.infer` both come here."""
+        started = time.perf_counter()
+        try:
+            completion = await self.complete(model, messages, **kwargs)
+        except Exception as exc:
+            self._write_log(model, messages, None, time.perf_counter() - started, exc)
+            raise
+        calls.append((completion, getattr(model, "price", None)))
+        self._write_log(model, messages, completion, completion.latency, None)
+        return completion
+
+    def _write_log(
+        self, model: Any, messages: Any, completion: Any, latency: float, error: Any
+    ) -> None:
+        """One prompt-log line per call, as PromptProcessor writes them (row, run, usage)."""
+        if getattr(self, "_log_path", None) is None:
+            return  # called outside a run (no setup): nothing to log to
+        if self._log is None:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self._log_path, "ab")  # noqa: SIM115 - closed in teardown
+        entry: dict[str, Any] = {
+            "row": current_row_index(),
+            "model": getattr(model, "name", None),
+            "messages": messages,
+            "reply": None if completion is None else completion.text,
+            "prompt_tokens": None if completion is None else completion.prompt_tokens,
+            "completion_tokens": None if completion is None else completion.completion_tokens,
+            "latency": round(latency, 6),
+            "cached": bool(getattr(completion, "cached", False)),
+            "retries": getattr(completion, "retries", None),
+            "finish_reason": getattr(completion, "finish_reason", None),
+        }
+        if self._run_id is not None:
+            entry["run"] = self._run_id
+        if error is not None:
+            entry["error"] = scrub_text(f"{type(error).__name__}: {error}")
+        self._log.write(orjson.dumps(entry) + b"\n")
+        self._log.flush()
+
     async def teardown(self) -> None:
         """Latency percentiles of the model calls the function made, for status and reports."""
         cache = getattr(self, "_cache", None)
         if cache is not None:
             cache.close()
             self._cache = None
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
         if self._latencies:
             values = sorted(self._latencies)
             self.stats["latency_p50"] = percentile(values, 50)
@@ -89,10 +144,18 @@ class FunctionStage(JsonListTransformer):
         )
         self._latencies.append(completion.latency)
 
-    def _add_cost(self, row: dict[str, Any], completion: Any) -> None:
+    def _account(self, row: dict[str, Any], completion: Any, price: Any) -> None:
+        """Add one call's tokens, latency and cost to the row's totals and the stage figures."""
+        row["total_toks"] = (
+            int(row.get("total_toks", 0)) + completion.prompt_tokens + completion.completion_tokens
+        )
+        row["total_latency"] = float(row.get("total_latency", 0.0)) + completion.latency
+        self._count_call(completion)
+        self._add_cost(row, completion, price)
+
+    def _add_cost(self, row: dict[str, Any], completion: Any, price: Any) -> None:
         """`total_cost` on the row and `cost` in the figures, when the model has a price (a
         cached answer costs nothing now)."""
-        price = getattr(self, "_price", None)
         if price is None:
             return
         dollars = 0.0
@@ -110,22 +173,26 @@ class FunctionStage(JsonListTransformer):
         missing = [name for name in self.inputs if name not in results]
         if missing:
             raise KeyError(f"inputs {', '.join(missing)} have no result for this case")
+        calls: list[tuple[Any, Any]] = []
+        complete = functools.partial(self._call, calls)
         context = {
             "case": {k: v for k, v in row.items() if k not in (RESULTS_KEY, SECONDS_KEY)},
             "stages": results,
             "metadata": {**self.metadata, "stage": self.name},
-            "complete": self.complete,
+            "complete": complete,
         }
         started = time.perf_counter()
-        value = await self.function(context)
+        token = current_caller.set(complete)  # for model.infer(messages) without a context
+        try:
+            value = await self.function(context)
+        finally:
+            current_caller.reset(token)
         elapsed = time.perf_counter() - started
+        for completion, price in calls:
+            self._account(row, completion, price)
         if _is_completion(value):
-            row["total_toks"] = (
-                int(row.get("total_toks", 0)) + value.prompt_tokens + value.completion_tokens
-            )
-            row["total_latency"] = float(row.get("total_latency", 0.0)) + value.latency
-            self._count_call(value)
-            self._add_cost(row, value)
+            if not any(value is completion for completion, _ in calls):  # made elsewhere
+                self._account(row, value, getattr(self, "_price", None))
             value = value.text
         results[self.name] = value
         row[RESULTS_KEY] = results

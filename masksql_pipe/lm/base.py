@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,3 +100,54 @@ class Model(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+Caller = Callable[..., Awaitable[Completion]]
+"""``caller(model, messages, **kwargs)``: how the running stage makes a model call (its cache,
+retries, prompt log and the row's token and latency totals)."""
+
+current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+    "current_caller", default=None
+)
+"""Set by a function stage around each row, so `InferModel.infer` needs no context argument."""
+
+
+class InferModel:
+    """GoTaglio's model interface over one of ours: ``await model.infer(messages, context)``
+    returns the reply text; ``metadata()`` describes the model (what `registry.model` returns).
+
+    Each call goes through the running stage (``context["complete"]``, else the row's
+    `current_caller`), so it is cached, rate limited, retried, prompt-logged and added to the
+    case's totals like any other call. `oracle` is what the offline oracle models answer.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.name = model.name
+
+    async def infer(
+        self,
+        messages: Messages,
+        context: Mapping[str, Any] | None = None,
+        *,
+        oracle: str | None = None,
+        max_tokens: int | None = None,
+    ) -> str:
+        """The model's reply to ``messages``, as text."""
+        caller = context.get("complete") if isinstance(context, Mapping) else None
+        caller = caller or current_caller.get()
+        kwargs: dict[str, Any] = {"oracle": oracle}
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        if caller is None:  # outside any stage: a plain call, nothing to account it to
+            completion = await self.model.complete(messages, **kwargs)
+        else:
+            completion = await caller(self.model, messages, **kwargs)
+        return completion.text
+
+    def metadata(self) -> dict[str, Any]:
+        """The model's name and settings (never a key), as run logs and fingerprints hold them."""
+        return {"name": self.model.name, **self.model.settings()}
+
+    def __repr__(self) -> str:
+        return f"<InferModel {self.model.name!r}>"

@@ -19,7 +19,7 @@ import yaml
 
 from masksql_pipe.engine.environment import MODELS_ENV, environment, models_file
 from masksql_pipe.errors import ConfigError
-from masksql_pipe.lm.base import Model
+from masksql_pipe.lm.base import InferModel, Model
 from masksql_pipe.lm.batch import BatchSettings
 from masksql_pipe.lm.endpoint_defaults import (
     DEFAULT_MAX_RETRIES,
@@ -192,6 +192,11 @@ class ModelRegistry:
             model.batch = spec.batch  # type: ignore[attr-defined]
         self._models[name] = model
         return model
+
+    def model(self, name: str | Model) -> InferModel:
+        """GoTaglio's ``registry.model(name)``: `get(name)` with GoTaglio's interface
+        (``await model.infer(messages, context)``; ``model.metadata()``)."""
+        return InferModel(self.get(name))
 
     async def aclose(self) -> None:
         """Close every shared HTTP client."""
