@@ -258,11 +258,11 @@ class RowGuard:
         """`symbolic_schema_problems` of `text` against the full schema and its cells."""
         return symbolic_schema_problems(text, self.schema, self.is_value)
 
-    def render_schema(self) -> str:
-        """The symbolic schema of the kept schema, no declared type naming a name or a cell."""
-        return symbolic_schema(
-            self.kept_schema(), self.symbols, names=self.schema, hidden=self.is_value
-        )
+    def render_schema(self, *, cells: bool = True) -> str:
+        """The symbolic schema of the kept schema: no declared type naming a name (or, with
+        `cells`, a cell of the database) is shown as declared."""
+        hidden = self.is_value if cells else None
+        return symbolic_schema(self.kept_schema(), self.symbols, names=self.schema, hidden=hidden)
 
     # -- masking --------------------------------------------------------------------------------
 

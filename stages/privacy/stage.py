@@ -107,9 +107,9 @@ class GuardedStage:
             row["symbolic_question"] = out["question"]
         if "schema" in parts:
             schema = str(row["symbolic_schema"] if guard.changed else parts["schema"])
-            if self._policy.mode == "mask" and not guard.changed and guard.schema_problems(schema):
-                # written before the guard knew the cells (or edited): rendered again, no
-                # declared type naming a name or a cell; the check below still decides
+            if not guard.changed and schema == guard.render_schema(cells=False):
+                # AddSymbolicSchema's text, written without the cells: rendered again so no
+                # declared type shows a cell (a text edited by hand is only checked)
                 schema = row["symbolic_schema"] = guard.render_schema()
             schema_blocked(guard.schema_problems(schema), "symbolic schema")
             out["schema"] = schema
