@@ -23,7 +23,8 @@ class AddSymbolicSchema(LocalStage):
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         kept = self.kept_schema(row)
         if self.masked:
-            row["symbolic_schema"] = symbolic_schema(kept, self.symbols(row))
+            full = self.full_schema(row)  # a declared type naming any of it is not shown
+            row["symbolic_schema"] = symbolic_schema(kept, self.symbols(row), names=full)
         else:
             row["symbolic_schema"] = kept.to_text(types=True)
         return row

@@ -17,7 +17,7 @@ as a mention live in `stages.privacy.text`, shared with the leak audit. Every te
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,8 @@ from stages.privacy.text import (
     visible,
 )
 from stages.privacy.value_index import Cell, ValueIndex
-from stages.sql.schema import Schema
+from stages.sql.masking import symbolic_schema
+from stages.sql.schema import Schema, parse_type, type_secrets
 from stages.sql.symbols import SymbolTable
 from stages.sql.tokens import KEYWORDS
 
@@ -198,6 +199,7 @@ class RowGuard:
         or flagged, whatever kind the guard takes them for. Names are masked regardless."""
         self.changed = False
         self.findings: list[Finding] = []
+        self._cells: dict[str, bool] = {}
 
     # -- finding --------------------------------------------------------------------------------
 
@@ -261,6 +263,27 @@ class RowGuard:
         not assigned)."""
         text = visible(text)
         return [Finding(s.kind, text[s.start : s.end]) for s in self.scan(text, sql=sql)]
+
+    def is_value(self, phrase: str) -> bool:
+        """Whether `phrase` is a text cell of the row's database (as the scan matches cells)."""
+        norm = normalize(phrase)
+        if self.index is None or len(norm) < self.policy.min_value_length:
+            return False
+        if norm in STOP_WORDS or norm in self.allowed_values:
+            return False
+        if norm not in self._cells:
+            self._cells[norm] = bool(self.index.lookup([norm]))
+        return self._cells[norm]
+
+    def schema_problems(self, text: str) -> list[str]:
+        """`symbolic_schema_problems` of `text` against the full schema and its cells."""
+        return symbolic_schema_problems(text, self.schema, self.is_value)
+
+    def render_schema(self, *, cells: bool = True) -> str:
+        """The symbolic schema of the kept schema: no declared type naming a name (or, with
+        `cells`, a cell of the database) is shown as declared."""
+        hidden = self.is_value if cells else None
+        return symbolic_schema(self.kept_schema(), self.symbols, names=self.schema, hidden=hidden)
 
     # -- masking --------------------------------------------------------------------------------
 
@@ -404,17 +427,74 @@ class RowGuard:
 SCHEMA_WORDS = frozenset({"primary", "key", "foreign", "keys", "values", "a", "value", "of"})
 """The fixed words of a symbolic schema (besides symbols and column types)."""
 
+_SYMBOL = re.compile(r"(?<!\w)[TCV][1-9]\d*(?!\w)")
+_ITEM = r"T[1-9]\d*\.C[1-9]\d*"
+_TABLE_LINE = re.compile(r"T[1-9]\d*\((.*)\)")
+_STRUCTURE_LINES = (
+    re.compile(r"Foreign keys:"),
+    re.compile(r"Values:"),
+    re.compile(rf"{_ITEM} = {_ITEM}"),
+    re.compile(rf"V[1-9]\d*: a value(?: of {_ITEM})?"),
+)
+_COLUMN_SPEC = re.compile(r"C[1-9]\d*(?:\s+(.*?))?(?:\s*(?<!\w)(?i:primary\s+key))?")
 
-def symbolic_schema_problems(text: str, schema: Schema) -> list[str]:
-    """Words of a symbolic schema that are neither symbols, column types nor its fixed words.
 
-    The symbolic schema is built from symbols only; this proves it for the text actually sent.
+def symbolic_schema_problems(
+    text: str, schema: Schema, is_value: Callable[[str], bool] | None = None
+) -> list[str]:
+    """The words of a symbolic schema that break its structure or name something real.
+
+    Read line by line as `symbolic_schema` writes it: `T#(C# type [primary key], ...)`,
+    `Foreign keys:`, `T#.C# = T#.C#`, `Values:`, `V#: a value [of T#.C#]`. A type must follow
+    SQLite's type grammar and no run of its words may be a name of `schema` or (`is_value`) a
+    cell of its database. A line of any other shape gives its non-symbol words (or itself).
     """
-    types = {c.type.lower() for t in schema.tables for c in t.columns}
-    stripped = re.sub(r"(?<!\w)[TCV][1-9]\d*(?!\w)", " ", text)
-    odd = [
-        w
-        for w in re.findall(r"\w+", stripped)
-        if w.lower() not in SCHEMA_WORDS and w.lower() not in types
-    ]
+    odd: list[str] = []
+
+    def secret(phrase: str) -> bool:
+        return schema.is_name(phrase) or bool(is_value and is_value(phrase))
+
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or any(p.fullmatch(line) for p in _STRUCTURE_LINES):
+            continue
+        table = _TABLE_LINE.fullmatch(line)
+        specs = _split_specs(table.group(1)) if table else None
+        if specs is None:
+            odd.extend(_stray_words(line, f"line {number}"))
+            continue
+        for spec in specs:
+            odd.extend(_spec_problems(spec, secret, number))
     return sorted(set(odd))
+
+
+def _split_specs(inner: str) -> list[str] | None:
+    """The column specs of a table line, split at commas outside parentheses (None: unbalanced)."""
+    specs, depth, start = [], 0, 0
+    for i, ch in enumerate(inner):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return None
+        if ch == "," and depth == 0:
+            specs.append(inner[start:i])
+            start = i + 1
+    if depth:
+        return None
+    specs.append(inner[start:])
+    return [s.strip() for s in specs] if inner.strip() else []
+
+
+def _spec_problems(spec: str, secret: Callable[[str], bool], number: int) -> list[str]:
+    """What is wrong with one `C# type [primary key]` spec: its secret type words, or its
+    non-symbol words when it is not of that shape or its type breaks the grammar."""
+    m = _COLUMN_SPEC.fullmatch(spec)
+    parsed = parse_type(m.group(1) or "") if m else None
+    if parsed is None:
+        return _stray_words(spec, f"line {number}")
+    return type_secrets(parsed[0], secret)
+
+
+def _stray_words(text: str, where: str) -> list[str]:
+    """The words of `text` that are neither symbols nor fixed schema words (else `text`)."""
+    words = [w for w in re.findall(r"\w+", _SYMBOL.sub(" ", text)) if w.lower() not in SCHEMA_WORDS]
+    return words or [f"{where}: {text!r}"]

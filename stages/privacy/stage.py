@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from masksql_pipe.engine.stage import StageRun
-from stages.privacy.guard import GuardBlocked, GuardPolicy, RowGuard, symbolic_schema_problems
+from stages.privacy.guard import GuardBlocked, GuardPolicy, RowGuard
 from stages.privacy.value_index import ValueIndex
-from stages.sql.masking import symbolic_schema
 
 GUARD_KEY = "privacy_guard"
 """Row key: {where: [findings]} for every text the guard had to mask."""
@@ -78,7 +77,7 @@ class GuardedStage:
             kept = guard.kept_schema()
             row["filtered_schema"] = guard.filtered_schema()
             row["filtered_schema_text"] = kept.to_text(types=True)
-            row["symbolic_schema"] = symbolic_schema(kept, guard.symbols)
+            row["symbolic_schema"] = guard.render_schema()
 
     async def guard_parts(
         self, row: dict[str, Any], parts: dict[str, Any], sql_parts: tuple[str, ...] = ()
@@ -107,13 +106,12 @@ class GuardedStage:
         if "question" in out:
             row["symbolic_question"] = out["question"]
         if "schema" in parts:
-            schema = row["symbolic_schema"] if guard.changed else parts["schema"]
-            odd = symbolic_schema_problems(str(schema), guard.schema)
-            if odd:
-                raise GuardBlocked(
-                    f"privacy guard: the symbolic schema holds {len(odd)} word(s) that are not "
-                    "symbols, types or structure; prompt not sent"
-                )
+            schema = str(row["symbolic_schema"] if guard.changed else parts["schema"])
+            if not guard.changed and schema == guard.render_schema(cells=False):
+                # AddSymbolicSchema's text, written without the cells: rendered again so no
+                # declared type shows a cell (a text edited by hand is only checked)
+                schema = row["symbolic_schema"] = guard.render_schema()
+            schema_blocked(guard.schema_problems(schema), "symbolic schema")
             out["schema"] = schema
         return {name: out[name] for name in parts}
 
@@ -127,12 +125,7 @@ class GuardedStage:
         guard = self._guard(row, self._index(row))
         for name, value in parts.items():
             if name == "schema":
-                odd = symbolic_schema_problems(str(value), guard.schema)
-                if odd:
-                    raise GuardBlocked(
-                        f"privacy guard: the schema part holds {len(odd)} word(s) that are "
-                        "not symbols, types or structure; prompt not sent"
-                    )
+                schema_blocked(guard.schema_problems(str(value)), "schema part")
                 continue
             texts = value if isinstance(value, list) else [value]
             for text in texts:
@@ -143,3 +136,15 @@ class GuardedStage:
                         f"privacy guard: the {name} part still carries {len(found)} sensitive "
                         f"item(s) ({', '.join(kinds)}); prompt not sent"
                     )
+
+
+def schema_blocked(odd: list[str], where: str) -> None:
+    """GuardBlocked naming the offending words of a schema part, if there are any.
+
+    The message stays local (the row's error, the run's files); no prompt is sent."""
+    if odd:
+        shown = ", ".join(repr(w) for w in odd[:20]) + (" ..." if len(odd) > 20 else "")
+        raise GuardBlocked(
+            f"privacy guard: the {where} holds {len(odd)} word(s) that are not symbols, types "
+            f"or structure ({shown}); prompt not sent"
+        )

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from stages.sql.schema import Schema
+from stages.sql.schema import Schema, shown_type
 from stages.sql.symbols import SymbolTable
 from stages.sql.tokens import (
     Kind,
@@ -332,12 +332,26 @@ def mask_question(
     return pattern.sub(lambda m: terms[m.group(0).lower()], question)
 
 
-def symbolic_schema(schema: Schema, symbols: SymbolTable, *, values: bool = True) -> str:
+def symbolic_schema(
+    schema: Schema,
+    symbols: SymbolTable,
+    *,
+    values: bool = True,
+    names: Schema | None = None,
+    hidden: Callable[[str], bool] | None = None,
+) -> str:
     """The schema with symbols only: `T1(C1 number primary key, C2 text)`, foreign keys, values.
 
     Only tables and columns that have symbols appear; with `values`, one note per value
-    symbol says which column it belongs to.
+    symbol says which column it belongs to. A declared type is shown as declared only when it
+    follows SQLite's type grammar and none of its words is a name of `names` (the full schema;
+    default `schema`) or flagged by `hidden` (a value): else as its affinity (`text`...).
     """
+    full = names or schema
+
+    def secret(phrase: str) -> bool:
+        return full.is_name(phrase) or bool(hidden and hidden(phrase))
+
     lines = []
     for tab in schema.tables:
         tsym = symbols.table_symbol(tab.name)
@@ -348,8 +362,9 @@ def symbolic_schema(schema: Schema, symbols: SymbolTable, *, values: bool = True
             csym = symbols.column_symbol(col.name)
             if csym is None:
                 continue
+            shown = shown_type(col.type, secret)
             key = " primary key" if tab.is_primary_key(col.name) else ""
-            cols.append(f"{csym} {col.type}{key}")
+            cols.append(f"{csym}{' ' if shown else ''}{shown}{key}")
         lines.append(f"{tsym}({', '.join(cols)})")
     fks = []
     for fk in schema.foreign_keys:

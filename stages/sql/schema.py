@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,15 @@ class Schema:
         """Whether any table has a column called `name`."""
         return bool(self.tables_with_column(name))
 
+    def is_name(self, phrase: str) -> bool:
+        """Whether `phrase` is a table or column name, ignoring case, `_` against spaces and a
+        plural or singular ending (`singers` is `singer`): the test a declared type must pass
+        to be shown to the remote model."""
+        stem = name_stem(phrase)
+        return bool(stem) and stem in {
+            name_stem(n) for t in self.tables for n in [t.name, *(c.name for c in t.columns)]
+        }
+
     def column_names(self) -> list[str]:
         """Distinct column names (case-insensitive) in schema order, first spelling kept."""
         seen: dict[str, str] = {}
@@ -160,6 +170,72 @@ class Schema:
                     f"{quote_name(fk.ref_table)}.{quote_name(fk.ref_column)}"
                 )
         return "\n".join(lines)
+
+
+_TYPE_WORD = r"[A-Za-z_][A-Za-z0-9_]*"
+_SIGNED = r"[+-]?\d+(?:\.\d+)?"
+DECLARED_TYPE = re.compile(
+    rf"(?P<words>{_TYPE_WORD}(?:\s+{_TYPE_WORD})*)?"
+    rf"(?:\s*\(\s*(?P<a>{_SIGNED})\s*(?:,\s*(?P<b>{_SIGNED})\s*)?\))?"
+)
+"""SQLite's type-name grammar: words, then an optional `(N)` or `(N, M)` of signed numbers."""
+
+AFFINITIES = ("integer", "text", "blob", "real", "numeric")
+"""SQLite's five column affinities: the neutral types a symbolic schema may always show."""
+
+
+def name_stem(text: str) -> str:
+    """`text` lower case, `_` as spaces, runs of spaces as one, a plural ending dropped."""
+    low = " ".join(text.replace("_", " ").lower().split())
+    if low.endswith("ies") and len(low) > 3:
+        return low[:-3] + "y"
+    if low.endswith(("ses", "xes", "ches", "shes")):
+        return low[:-2]
+    if low.endswith("s") and not low.endswith("ss") and len(low) > 1:
+        return low[:-1]
+    return low
+
+
+def parse_type(declared: str) -> tuple[list[str], str] | None:
+    """The words and canonical spelling (`decimal(10,2)`) of a declared column type; None when
+    it does not follow SQLite's type-name grammar. No type at all is `([], "")`."""
+    m = DECLARED_TYPE.fullmatch(declared.strip())
+    if m is None or (m["words"] is None and m["a"] is not None):
+        return None
+    words = (m["words"] or "").split()
+    size = ",".join(x for x in (m["a"], m["b"]) if x is not None)
+    return words, " ".join(words) + (f"({size})" if size else "")
+
+
+def type_affinity(declared: str) -> str:
+    """SQLite's affinity of a declared type, by its rules in their order (INT, CHAR/CLOB/TEXT,
+    BLOB or no type, REAL/FLOA/DOUB, else NUMERIC)."""
+    up = declared.upper()
+    if "INT" in up:
+        return "integer"
+    if any(k in up for k in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if "BLOB" in up or not up.strip():
+        return "blob"
+    if any(k in up for k in ("REAL", "FLOA", "DOUB")):
+        return "real"
+    return "numeric"
+
+
+def type_secrets(words: list[str], secret: Callable[[str], bool]) -> list[str]:
+    """Every run of consecutive words of a declared type that `secret` flags (a name or value
+    of the database); the affinity words alone are never flagged."""
+    runs = (" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1))
+    return [r for r in runs if r.lower() not in AFFINITIES and secret(r)]
+
+
+def shown_type(declared: str, secret: Callable[[str], bool]) -> str:
+    """The type a symbolic schema shows for `declared`: its canonical spelling when it follows
+    the grammar and names nothing `secret` flags, else its SQLite affinity."""
+    parsed = parse_type(declared)
+    if parsed is not None and not type_secrets(parsed[0], secret):
+        return parsed[1]
+    return type_affinity(declared)
 
 
 def quote_name(name: str) -> str:
