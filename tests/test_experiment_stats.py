@@ -9,8 +9,8 @@ import pytest
 from masksql_pipe.experiment.stats import (
     bootstrap_proportion,
     mcnemar_exact,
-    wilson_interval,
     paired_bootstrap_difference,
+    wilson_interval,
 )
 
 
