@@ -6,11 +6,17 @@
 Two servers on one machine (`serve.sh start 1.5b 8080` and `... 8081`, one thread each)
 nearly double the throughput on 2 cores: `--base-url http://127.0.0.1:8080/v1,http://127.0.0.1:8081/v1`.
 
-Runs `python main.py` (the real CLI, as a user would) on temp copies of the sample data, once
-with the `masksql` pipeline and once with the `unmasked` baseline, both roles on the given
-model, and prints: execution accuracy of both (and their ratio), the leak audit (rows with a
-name / value / number / literal leak in an llm prompt), parse failures and retries per stage,
-tokens, summed call latency and wall time.
+Runs `python main.py` (the real CLI, as a user would) on temp copies of a seeded sample of a
+Spider- or BIRD-layout folder (`--data`; at most one question per database, `-n`, `--seed`),
+once with the `masksql` pipeline and once with the `unmasked` baseline, both roles on the given
+model, and prints: execution accuracy of both with 95% Wilson intervals, their ratio and the
+exact McNemar p-value between them, the leak audit (rows with a name / value / number / literal
+leak in an llm prompt), parse failures and retries per stage, tokens, summed call latency and
+wall time. One line per question (id, db_id, correct per arm, leak kinds, error class) goes to
+`--out` (a JSON file).
+
+`--compare A.json B.json` pairs two such files by question and says, per arm, whether B's
+change helped beyond noise: questions gained and lost, intervals, exact McNemar p-value.
 
 `--empty-loopback` instead runs the masked pipeline with a loopback server that answers every
 request with `[]` (a small model that finds nothing), over the whole sample: the guard alone
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -31,16 +38,62 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data"
+sys.path.insert(0, str(ROOT))
+
+from masksql_pipe.engine.stage import ERROR_KEY  # noqa: E402
+from masksql_pipe.errors import PipeError  # noqa: E402
+from masksql_pipe.experiment.stats import mcnemar_exact, wilson_interval  # noqa: E402
+from stages.dataset.layout import DatasetLayout, detect_layout, input_rows  # noqa: E402
+from stages.privacy.audit import ALLOWED_KIND  # noqa: E402
+
+DEVSET = ROOT.parent / "shared" / "devsets" / "machinespider-train"
+DATA = DEVSET if DEVSET.is_dir() else ROOT / "data"
 KEY_VARIABLE = "MASKSQL_BENCH_KEY"
+ARMS = (("masksql", "masked"), ("unmasked", "unmasked"))
 
 
-def copy_sample(dest: Path) -> Path:
-    """A fresh copy of the sample dataset: input, schema file and databases only."""
+def load_questions(folder: Path) -> tuple[DatasetLayout, list[dict[str, Any]]]:
+    """The layout of `folder` and its question rows as written (checked by the layout reader)."""
+    layout = detect_layout(folder)
+    source = folder / layout.questions
+    if not source.is_file():
+        raise SystemExit(f"--data {folder}: no {layout.questions} (a {layout.name} folder has it)")
+    raw = source.read_bytes()
+    try:
+        input_rows(source, raw, layout.gold_key)
+    except PipeError as exc:
+        raise SystemExit(str(exc)) from None
+    return layout, json.loads(raw)
+
+
+def sample_indices(rows: list[dict[str, Any]], n: int, seed: int, start: int = 0) -> list[int]:
+    """Row indices of a seeded sample with at most one question per database, in file order.
+
+    The databases are shuffled and one question drawn per database before the cut, so a
+    larger `n` (same seed) only adds questions; `n <= 0` takes one from every database.
+    """
+    by_db: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_db.setdefault(str(row["db_id"]), []).append(i)
+    rng = random.Random(seed)
+    order = sorted(by_db)
+    rng.shuffle(order)
+    picked = [rng.choice(by_db[db]) for db in order]
+    end = None if n <= 0 else start + n
+    return sorted(picked[start:end])
+
+
+def copy_sample(dest: Path, source: Path, indices: list[int] | None = None) -> Path:
+    """A fresh copy of `source` holding only the chosen questions (all when None), the schema
+    file and the databases they use, in the source's own layout."""
+    layout, rows = load_questions(source)
+    chosen = rows if indices is None else [rows[i] for i in indices]
     dest.mkdir(parents=True)
-    shutil.copy(DATA / "1_input.json", dest / "1_input.json")
-    shutil.copy(DATA / "tables.json", dest / "tables.json")
-    shutil.copytree(DATA / "databases", dest / "databases")
+    (dest / layout.questions).write_text(json.dumps(chosen, indent=1), encoding="utf-8")
+    shutil.copy(source / layout.tables, dest / layout.tables)
+    for db in sorted({str(r["db_id"]) for r in chosen}):
+        if (source / layout.databases / db).is_dir():
+            shutil.copytree(source / layout.databases / db, dest / layout.databases / db)
     return dest
 
 
@@ -68,10 +121,11 @@ def models_file(folder: Path, args: argparse.Namespace, base_url: str) -> Path:
 
 
 def run_pipeline(
-    pipeline: str, work: Path, args: argparse.Namespace, base_url: str, limit: int | None
+    pipeline: str, work: Path, args: argparse.Namespace, base_url: str, indices: list[int] | None
 ) -> dict[str, Any]:
-    """One CLI run; its results.json, run log, prompt-log failures and wall time."""
-    data = copy_sample(work / "data")
+    """One CLI run on a copy of the chosen questions; its results.json, run log, prompt-log
+    failures and wall time."""
+    data = copy_sample(work / "data", args.data, indices)
     models = models_file(work, args, base_url)
     command = [
         sys.executable,
@@ -87,8 +141,6 @@ def run_pipeline(
         "models.slm=real",
         "models.llm=real",
     ]
-    if limit is not None:
-        command += ["--limit", str(limit), "--start", str(args.start)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env[KEY_VARIABLE] = os.environ.get(args.api_key_env or "", "") or "local"
     env["PYTHONPATH"] = str(ROOT)
@@ -110,6 +162,7 @@ def run_pipeline(
         "stages": [s for s in run_log.get("stages", []) if (s.get("stats") or {}).get("model")],
         "prompt_errors": prompt_log_errors(data),
         "folder": data,
+        "rows": last_stage_rows(data),
     }
 
 
@@ -192,6 +245,150 @@ def empty_loopback(args: argparse.Namespace) -> None:
         print(f"server requests: {server.requests}; rows with a leaking llm prompt: {leaking}")
 
 
+def question_records(
+    rows: list[dict[str, Any]], indices: list[int], runs: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One record per chosen question: id, db_id and, per arm run, correct / leaks / error."""
+    records = []
+    for position, index in enumerate(indices):
+        row = rows[index]
+        record: dict[str, Any] = {
+            "id": row.get("question_id", index),
+            "index": index,
+            "db_id": row["db_id"],
+        }
+        for label, run in runs.items():
+            out = run["rows"][position]
+            if out.get("db_id") != row["db_id"] or out.get("question") != row.get("question"):
+                raise SystemExit(
+                    f"{label}: row {position} of the last stage file is not question {index}"
+                )
+            error = out.get(ERROR_KEY)
+            leaks = out.get("leaks") if isinstance(out.get("leaks"), list) else []
+            record[label] = {
+                "correct": error is None and out.get("exec_acc") == 1,
+                "leaks": sorted(
+                    {str(x.get("kind")) for x in leaks if x.get("kind") != ALLOWED_KIND}
+                ),
+                "error": f"{error.get('stage', '?')}/{error.get('type', '?')}" if error else None,
+            }
+        records.append(record)
+    return records
+
+
+def write_records(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """A JSON file with the run's settings and one line per question."""
+    lines = [json.dumps(r, ensure_ascii=False) for r in records]
+    text = '{"meta": ' + json.dumps(meta, ensure_ascii=False) + ',\n"questions": [\n'
+    path.write_text(text + ",\n".join(lines) + "\n]}\n", encoding="utf-8")
+
+
+def ea_text(outcomes: list[bool]) -> str:
+    """`k/n = x% (95% Wilson CI lo-hi%)`."""
+    k, n = sum(outcomes), len(outcomes)
+    ci = wilson_interval(k, n)
+    if ci.estimate is None or ci.low is None or ci.high is None:
+        return "0/0"
+    return (
+        f"{k}/{n} = {100 * ci.estimate:.1f}% "
+        f"(95% Wilson CI {100 * ci.low:.1f}-{100 * ci.high:.1f}%)"
+    )
+
+
+def arms_summary(records: list[dict[str, Any]]) -> list[str]:
+    """EA of each arm with intervals; with both arms, their ratio and the exact McNemar p."""
+    labels = [label for _, label in ARMS if records and label in records[0]]
+    outcomes = {label: [bool(r[label]["correct"]) for r in records] for label in labels}
+    lines = [f"== EA {label}: {ea_text(outcomes[label])}" for label in labels]
+    if len(labels) == 2:
+        masked, unmasked = outcomes["masked"], outcomes["unmasked"]
+        ratio = f"{sum(masked) / sum(unmasked):.2f}" if sum(unmasked) else "n/a"
+        test = mcnemar_exact(masked, unmasked)
+        lines.append(
+            f"== masked/unmasked = {ratio}; exact McNemar p = {test.p_value:.4g} "
+            f"(right only masked: {test.only_a}, right only unmasked: {test.only_b})"
+        )
+    return lines
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    """The question records of an `--out` file; SystemExit naming the file when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        records = data["questions"]
+        for r in records:
+            r["key"] = f"{r['db_id']}#{r['id']}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"--compare {path}: not a real_model.py --out file ({exc})") from None
+    return records
+
+
+def compare(path_a: Path, path_b: Path) -> list[str]:
+    """Per arm, B against A over the questions both files hold: gained, lost, exact McNemar."""
+    a, b = load_records(path_a), {r["key"]: r for r in load_records(path_b)}
+    pairs = [(r, b[r["key"]]) for r in a if r["key"] in b]
+    left_out = len(a) + len(b) - 2 * len(pairs)
+    lines = [f"== {len(pairs)} questions in both files ({left_out} in only one, left out)"]
+    for _, label in ARMS:
+        both = [(x[label], y[label]) for x, y in pairs if x.get(label) and y.get(label)]
+        if not both:
+            continue
+        xs = [bool(x["correct"]) for x, _ in both]
+        ys = [bool(y["correct"]) for _, y in both]
+        test = mcnemar_exact(xs, ys)
+        gained, lost = test.only_b, test.only_a
+        verdict = "no change beyond noise"
+        if test.p_value < 0.05:
+            verdict = "B helped beyond noise" if gained > lost else "B hurt beyond noise"
+        lines.append(
+            f"{label}: A {ea_text(xs)} -> B {ea_text(ys)}; gained {gained}, lost {lost}; "
+            f"exact McNemar p = {test.p_value:.4g}: {verdict} (p < 0.05)"
+        )
+    if len(lines) == 1:
+        raise SystemExit(f"--compare: {path_a} and {path_b} share no question with an arm in both")
+    return lines
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Both arms (or `--only` one) on a seeded sample; per-question file and EA summary."""
+    _, rows = load_questions(args.data)
+    indices = sample_indices(rows, args.n, args.seed, args.start)
+    if not indices:
+        raise SystemExit(
+            f"--data {args.data}: no question in the sample (-n {args.n}, --start {args.start})"
+        )
+    work_root = args.keep or Path(tempfile.mkdtemp(prefix="masksql-real-"))
+    runs = {}
+    for pipeline, label in ARMS:
+        if args.only and args.only != label:
+            continue
+        work = work_root / label
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        runs[label] = run_pipeline(pipeline, work, args, args.base_url, indices)
+        for line in describe(runs[label]):
+            print(line, flush=True)
+    records = question_records(rows, indices, runs)
+    out = args.out or work_root / "questions.json"
+    meta = {
+        "data": str(args.data.resolve()),
+        "seed": args.seed,
+        "n": args.n,
+        "start": args.start,
+        "model": args.model,
+        "arms": list(runs),
+        "command": sys.argv,
+    }
+    write_records(out, meta, records)
+    for line in arms_summary(records):
+        print(line)
+    print(
+        f"== {len(records)} questions (seed {args.seed}, one per database) written to {out}; "
+        f"model {args.model}; command: {' '.join(sys.argv)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -200,8 +397,28 @@ def main() -> None:
         "share the rows (one request at a time each)",
     )
     parser.add_argument("--model", help="model id at that endpoint")
-    parser.add_argument("-n", type=int, default=6, help="sample questions (default 6)")
-    parser.add_argument("--start", type=int, default=0, help="first question (default 0)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DATA,
+        help=f"Spider- or BIRD-layout folder (default {DATA})",
+    )
+    parser.add_argument(
+        "-n",
+        type=int,
+        default=6,
+        help="sample questions, at most one per database (default 6; 0: one from every database)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
+    parser.add_argument("--start", type=int, default=0, help="skip this many sampled questions")
+    parser.add_argument("--out", type=Path, default=None, help="per-question JSON file")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("A.json", "B.json"),
+        help="pair two --out files by question: did B help beyond noise?",
+    )
     parser.add_argument("--max-tokens", type=int, default=384)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument(
@@ -213,36 +430,18 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep run folders here")
     parser.add_argument("--empty-loopback", action="store_true")
     args = parser.parse_args()
+    if args.compare:
+        for line in compare(*args.compare):
+            print(line)
+        return
     if args.empty_loopback:
         empty_loopback(args)
         return
     if not args.base_url or not args.model:
-        parser.error("--base-url and --model are required (or --empty-loopback)")
+        parser.error("--base-url and --model are required (or --empty-loopback, --compare)")
     if not [u for u in args.base_url.split(",") if u.strip()]:
         parser.error(f"--base-url {args.base_url!r} names no URL")
-    work_root = args.keep or Path(tempfile.mkdtemp(prefix="masksql-real-"))
-    runs = []
-    for pipeline, label in (("masksql", "masked"), ("unmasked", "unmasked")):
-        if args.only and args.only != label:
-            continue
-        work = work_root / label
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        run = run_pipeline(pipeline, work, args, args.base_url, args.n)
-        runs.append(run)
-        for line in describe(run):
-            print(line, flush=True)
-    if len(runs) == 2:
-        masked, unmasked = (r["results"] for r in runs)
-        ratio = (
-            f"{masked['exec_acc'] / unmasked['exec_acc']:.2f}" if unmasked["exec_acc"] else "n/a"
-        )
-        print(
-            f"== EA masked {masked['correct']}/{masked['rows']} vs unmasked "
-            f"{unmasked['correct']}/{unmasked['rows']} (masked/unmasked = {ratio}); "
-            f"model {args.model}; command: {' '.join(sys.argv)}"
-        )
+    measure(args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from math import comb
+from math import comb, sqrt
+from statistics import NormalDist
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 20240601
@@ -104,6 +105,22 @@ def mcnemar_exact(a: Sequence[int | bool], b: Sequence[int | bool]) -> McNemar:
     k = min(only_a, only_b)
     tail = sum(comb(n, i) for i in range(k + 1)) / 2**n
     return McNemar(only_a, only_b, min(1.0, 2 * tail))
+
+
+def wilson_interval(successes: int, n: int, *, level: float = 0.95) -> Interval:
+    """Wilson score interval for successes/n: sound for small n and for 0/n or n/n, where a
+    normal-approximation (or bootstrap) interval collapses."""
+    if n <= 0:
+        return Interval(None, None, None, level)
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n={n}, got {successes}")
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low = 0.0 if successes == 0 else centre - half
+    high = 1.0 if successes == n else centre + half
+    return Interval(p, low, high, level)
 
 
 def paired_bootstrap_difference(

@@ -10,6 +10,7 @@ from masksql_pipe.experiment.stats import (
     bootstrap_proportion,
     mcnemar_exact,
     paired_bootstrap_difference,
+    wilson_interval,
 )
 
 
@@ -80,3 +81,18 @@ def test_a_unanimous_sample_gets_the_exact_bound_not_a_point() -> None:
     none = bootstrap_proportion([0] * 11)
     assert none.estimate == 0.0 and none.low == 0.0
     assert abs(none.high - (1 - 0.025 ** (1 / 11))) < 1e-12
+
+
+def test_wilson_interval_matches_textbook_values() -> None:
+    # Wilson 95%: 5/10 -> 0.2366-0.7634; 0/10 -> 0-0.2775 (z = 1.95996; Newcombe 1998 formula)
+    half = wilson_interval(5, 10)
+    assert (half.low, half.high) == (
+        pytest.approx(0.23659, abs=1e-5),
+        pytest.approx(0.76341, abs=1e-5),
+    )
+    none = wilson_interval(0, 10)
+    assert none.low == 0.0 and none.high == pytest.approx(0.27753, abs=1e-5)
+    assert wilson_interval(10, 10).high == 1.0
+    assert wilson_interval(0, 0).estimate is None
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
