@@ -1,7 +1,9 @@
-"""The README runs as written: every bash, Python and YAML example in it is executed, in order.
+"""The README and every docs/ page run as written: each bash, Python and YAML example is executed,
+page by page, in order.
 
-The examples run in a temporary folder holding a copy of `data/` and `main.py`, with `python`
-being this interpreter; the shipped `data/` is checked to be untouched afterwards. A block
+Each page's examples run in a temporary folder of their own holding a copy of `data/` and
+`main.py`, with `python` being this interpreter; the shipped `data/` is checked to be untouched
+afterwards. A block
 preceded by `<!-- readme: skip: REASON -->` is skipped with that reason (shown by pytest -ra);
 `<!-- readme: file NAME -->` writes a Python block to NAME for the examples after it.
 Placeholders: `DIR` is the copied `data` folder; `RUN_A` / `RUN_B` are the two latest runs
@@ -23,7 +25,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.helpers_files import snapshot
 
-README = ROOT / "README.md"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(
     r"(?:<!--\s*readme:\s*(?P<mark>[^>]*?)\s*-->\s*\n)?^```(?P<lang>bash|python|yaml)\n(?P<body>.*?)^```",
     re.MULTILINE | re.DOTALL,
@@ -32,6 +34,7 @@ FENCE = re.compile(
 
 @dataclass
 class Example:
+    page: str
     lang: str
     body: str
     line: int
@@ -39,27 +42,38 @@ class Example:
 
     @property
     def id(self) -> str:
-        return f"line{self.line}-{self.lang}"
+        return f"{self.page}:line{self.line}-{self.lang}"
 
 
 def examples() -> list[Example]:
-    text = README.read_text(encoding="utf-8")
     found = []
-    for match in FENCE.finditer(text):
-        line = text.count("\n", 0, match.start("lang")) + 1
-        found.append(Example(match["lang"], match["body"], line, (match["mark"] or "").strip()))
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        name = page.relative_to(ROOT).as_posix()
+        for match in FENCE.finditer(text):
+            line = text.count("\n", 0, match.start("lang")) + 1
+            mark = (match["mark"] or "").strip()
+            found.append(Example(name, match["lang"], match["body"], line, mark))
     return found
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory):
-    """A folder with a copy of data/ and main.py, where the examples run; data/ checked after."""
+def workdirs(tmp_path_factory: pytest.TempPathFactory):
+    """page -> a folder with a copy of data/ and main.py where its examples run, made on first
+    use; the shipped data/ is checked afterwards."""
     before = snapshot(ROOT / "data")
-    folder = tmp_path_factory.mktemp("readme")
-    shutil.copytree(ROOT / "data", folder / "data")
-    shutil.copy(ROOT / "main.py", folder / "main.py")
-    yield folder
-    assert snapshot(ROOT / "data") == before, "a README example wrote into the shipped data/"
+    folders: dict[str, Path] = {}
+
+    def folder_for(page: str) -> Path:
+        if page not in folders:
+            folder = tmp_path_factory.mktemp("docs")
+            shutil.copytree(ROOT / "data", folder / "data")
+            shutil.copy(ROOT / "main.py", folder / "main.py")
+            folders[page] = folder
+        return folders[page]
+
+    yield folder_for
+    assert snapshot(ROOT / "data") == before, "a docs example wrote into the shipped data/"
 
 
 def environment() -> dict[str, str]:
@@ -104,10 +118,13 @@ def run_shell(command: str, workdir: Path) -> None:
     assert done.returncode == 0, f"$ {command}\nexit {done.returncode}\n{done.stderr[-3000:]}"
 
 
+@pytest.mark.xdist_group("docs")  # one worker, in order: later examples use earlier runs
 @pytest.mark.parametrize("example", examples(), ids=lambda e: e.id)
-def test_readme_example_runs(example: Example, workdir: Path, tmp_path: Path) -> None:
+def test_docs_example_runs(example: Example, workdirs, tmp_path: Path) -> None:
     if example.mark.startswith("skip"):
-        pytest.skip(f"README line {example.line}: {example.mark.partition(':')[2].strip()}")
+        reason = example.mark.partition(":")[2].strip()
+        pytest.skip(f"{example.page} line {example.line}: {reason}")
+    workdir = workdirs(example.page)
     if example.lang == "yaml":
         from masksql_pipe.lm.registry import load_config
 
@@ -127,6 +144,13 @@ def test_readme_example_runs(example: Example, workdir: Path, tmp_path: Path) ->
         run_shell(substitute(command, workdir), workdir)
 
 
-def test_readme_has_examples_of_each_kind() -> None:
+def test_docs_have_examples_of_each_kind() -> None:
     kinds = {example.lang for example in examples()}
     assert kinds == {"bash", "python", "yaml"}
+
+
+def test_every_docs_page_is_linked_from_the_readme_and_the_readme_is_a_front_door() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    for page in PAGES[1:]:
+        assert f"](docs/{page.name})" in readme, f"README does not link {page.name}"
