@@ -85,7 +85,7 @@ def drop_values(symbols: SymbolTable, kept: set[str]) -> SymbolTable:
         if all(s in kept for s in surfaces):
             continue
         for surface in entry.surfaces or [None]:
-            out.add_value(entry.value, entry.column, surface)
+            out.add_value(entry.value, entry.column, surface, entry.also)
     return out
 
 

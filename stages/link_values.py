@@ -46,7 +46,8 @@ def _numeric(text: str) -> int | float | None:
 
 
 class LinkValues(ModelStage):
-    """Adds `value_links` (value words -> "table.column") and the values' V# symbols to `symbols`.
+    """Adds `value_links` (value words -> "table.column") and the values' V# symbols to `symbols`,
+    each with every kept column the database holds it in (`V1: a value of T1.C3 or T2.C5`).
 
     A question with no values calls no model.
     """
@@ -89,26 +90,30 @@ class LinkValues(ModelStage):
         self._index_dir = Path(run.book_dir) / INDEX_FOLDER
         await super().setup(run)
 
-    def _link_to_cells(self, row: dict[str, Any]) -> None:
+    def _link_to_cells(self, row: dict[str, Any]) -> dict[str, list[str]]:
         """A value the database holds as a cell is linked to a column that has it: when the
         small model named a column without that cell ("Glasgow": stadium.name, while Glasgow is
-        a stadium.location), the cell's column (a kept one first) replaces it."""
+        a stadium.location), the cell's column (a kept one first) replaces it. Returns, per
+        value, every `table.column` the value index finds it in."""
         if self._index_dir is None:
-            return
+            return {}
         try:
             database = self.database(row)
         except InputError:
-            return  # no database: nothing to check against (the guard fails the row later)
+            return {}  # no database: nothing to check against (the guard fails the row later)
         index = ValueIndex.for_database(database, self._index_dir)
         links = row[self.prop_name]
         cells = index.lookup(normalize(str(s)) for s in links)
         kept = {t.lower(): {c.lower() for c in cols} for t, cols in row["filtered_schema"].items()}
+        holders: dict[str, list[str]] = {}
         for surface, column in list(links.items()):
             found = cells.get(normalize(str(surface)))
+            holders[surface] = [c.item for c in found or []]
             if not found or (column and any(c.item.lower() == str(column).lower() for c in found)):
                 continue
             in_kept = [c for c in found if c.column.lower() in kept.get(c.table.lower(), set())]
             links[surface] = (in_kept or found)[0].item
+        return holders
 
     def _keep_linked_columns(self, row: dict[str, Any]) -> None:
         """A link to a column the ranking dropped is kept: the filtered schema grows by it (and
@@ -146,9 +151,10 @@ class LinkValues(ModelStage):
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         values = require(row, "values", "DetectValues")
+        holders: dict[str, list[str]] = {}
         if values:
             await super()._process_row(row)
-            await asyncio.to_thread(self._link_to_cells, row)
+            holders = await asyncio.to_thread(self._link_to_cells, row)
         else:
             row[self.prop_name] = {}
         self._keep_linked_columns(row)
@@ -161,6 +167,7 @@ class LinkValues(ModelStage):
             else:
                 number = _numeric(surface)
                 value = surface if number is None else number
-            symbols.add_value(value, found[0] if found else None, surface)
+            also = [h[0] for h in (resolve_column(c, kept) for c in holders.get(surface, [])) if h]
+            symbols.add_value(value, found[0] if found else None, surface, also)
         row["symbols"] = symbols.to_dict()
         return row

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from masksql_pipe.errors import InputError
 from stages.answers.oracle import gold_symbolic_sql
 from stages.answers.replies import parse_sql_reply, render_sql_reply
 from stages.base import LlmStage
 from stages.dataset.spider import require
 from stages.sql.symbolic_check import symbolic_problems
-from stages.sql.value_columns import align_value_columns
+from stages.sql.value_columns import align_value_columns, database_holds
 
 
 class RepairSymbolicSql(LlmStage):
@@ -17,8 +18,9 @@ class RepairSymbolicSql(LlmStage):
     the model's repair (the draft is kept in `symbolic_sql_draft`). No problem: no model call.
     The prompt holds only symbols: the symbolic question, schema, SQL and SQLite's messages.
 
-    First, a value symbol compared with another column than the one it belongs to is moved to
-    its own column (stages.sql.value_columns); `value_columns_aligned` lists what moved and
+    First, a value symbol compared with a column that holds it in no row is moved to the one
+    column of the query's tables that does, when there is exactly one (stages.sql.value_columns,
+    checked on the local database); `value_columns_aligned` lists what moved and
     `symbolic_sql_unaligned` keeps the model's query.
     """
 
@@ -49,7 +51,11 @@ class RepairSymbolicSql(LlmStage):
         """`sql` with value symbols on their own columns (masked runs); changes on the row."""
         if not self.masked:
             return sql
-        aligned, changes = align_value_columns(sql, self.symbols(row))
+        try:
+            holds = database_holds(self.database(row))
+        except InputError:
+            return sql  # no database to check against: the query stays as written
+        aligned, changes = align_value_columns(sql, self.symbols(row), self.kept_schema(row), holds)
         if changes:
             row["value_columns_aligned"] = [*row.get("value_columns_aligned", []), *changes]
         return aligned

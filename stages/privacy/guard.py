@@ -434,7 +434,7 @@ _STRUCTURE_LINES = (
     re.compile(r"Foreign keys:"),
     re.compile(r"Values:"),
     re.compile(rf"{_ITEM} = {_ITEM}"),
-    re.compile(rf"V[1-9]\d*: a value(?: of {_ITEM})?"),
+    re.compile(rf"V[1-9]\d*: a value(?: of {_ITEM}(?: or {_ITEM})*)?"),
 )
 _COLUMN_SPEC = re.compile(r"C[1-9]\d*(?:\s+(.*?))?(?:\s*(?<!\w)(?i:primary\s+key))?")
 

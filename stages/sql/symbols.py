@@ -5,13 +5,14 @@ Column symbols are per *distinct column name* (case-insensitive), not per (table
 context needed, the mapping is a bijection between symbols and names, and unmasking is exact
 whatever table qualifier (or alias) the model writes. Numbering follows schema order, so the
 same (filtered) schema always yields the same table. Values are numbered in the order they
-are added and remember the column they belong to and the question words that name them.
+are added and remember the columns that hold them (the linked one first) and the question words
+that name them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,15 +23,43 @@ SYMBOL_RE = re.compile(r"([TCV])([1-9]\d*)")
 
 @dataclass
 class ValueEntry:
-    """A masked literal: the SQL value, the `table.column` it belongs to, its question forms."""
+    """A masked literal: the SQL value, the `table.column` it was linked to, its question forms,
+    and the other `table.column`s the database holds it in (`also`)."""
 
     value: str | int | float
     column: str | None = None
     surfaces: list[str] = field(default_factory=list)
+    also: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every `table.column` known to hold the value, the linked one first."""
+        return [self.column, *self.also] if self.column else list(self.also)
+
+    def add_columns(self, columns: list[str]) -> None:
+        """Record more columns holding the value (the first known becomes the linked one)."""
+        for column in columns:
+            if column.lower() in (c.lower() for c in self.columns):
+                continue
+            if self.column is None:
+                self.column = column
+            else:
+                self.also.append(column)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data."""
-        return {"value": self.value, "column": self.column, "surfaces": list(self.surfaces)}
+        """Plain JSON data; `columns` (all of them) only when there is more than one, so a
+        row written before several columns were kept reads the same."""
+        data = {"value": self.value, "column": self.column, "surfaces": list(self.surfaces)}
+        if self.also:
+            data["columns"] = self.columns
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ValueEntry:
+        """Rebuild from `to_dict` output (old rows: one `column`, no `columns`)."""
+        entry = cls(raw["value"], raw.get("column"), list(raw.get("surfaces") or []))
+        entry.add_columns([str(c) for c in raw.get("columns") or []])
+        return entry
 
 
 def _value_key(value: object) -> tuple[str, object]:
@@ -81,20 +110,24 @@ class SymbolTable:
         return sym
 
     def add_value(
-        self, value: str | int | float, column: str | None = None, surface: str | None = None
+        self,
+        value: str | int | float,
+        column: str | None = None,
+        surface: str | None = None,
+        also: Iterable[str] = (),
     ) -> str:
         """The symbol of `value` (strings exact, numbers by numeric value), adding V<n+1> if new.
 
-        `column` ("table.column") is recorded the first time it is known; `surface` (how the
-        question writes the value) is added to the entry's surface forms.
+        `column` ("table.column") becomes the linked column the first time one is known, and
+        it and `also` (other columns holding the value) join the entry's columns; `surface`
+        (how the question writes the value) is added to the entry's surface forms.
         """
         sym = self.value_symbol(value)
         if sym is None:
             sym = f"V{len(self.values) + 1}"
-            self.values[sym] = ValueEntry(value, column)
+            self.values[sym] = ValueEntry(value)
         entry = self.values[sym]
-        if entry.column is None and column:
-            entry.column = column
+        entry.add_columns([c for c in (column, *also) if c])
         if surface and surface.lower() not in {s.lower() for s in entry.surfaces}:
             entry.surfaces.append(surface)
         return sym
@@ -155,11 +188,13 @@ class SymbolTable:
         return self.item_symbol(column) if column else None
 
     def value_notes(self) -> list[str]:
-        """One line per value symbol naming its column, e.g. `V1: a value of T1.C3`."""
+        """One line per value symbol naming its columns, e.g. `V1: a value of T1.C3 or T2.C5`."""
         lines = []
         for sym, entry in self.values.items():
-            ref = self.column_ref_symbol(entry.column)
-            lines.append(f"{sym}: a value of {ref}" if ref else f"{sym}: a value")
+            refs = [self.column_ref_symbol(entry.column)]
+            refs += [r for r in map(self.column_ref_symbol, entry.also) if r and "." in r]
+            refs = list(dict.fromkeys(r for r in refs if r))
+            lines.append(f"{sym}: a value of {' or '.join(refs)}" if refs else f"{sym}: a value")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,9 +216,7 @@ class SymbolTable:
             table.columns[sym] = name
             table._column_idx[name.lower()] = sym
         for sym, raw in (data.get("values") or {}).items():
-            table.values[sym] = ValueEntry(
-                raw["value"], raw.get("column"), list(raw.get("surfaces") or [])
-            )
+            table.values[sym] = ValueEntry.from_dict(raw)
         return table
 
     def __eq__(self, other: object) -> bool:

@@ -13,7 +13,6 @@ from stages.rank_schema_items import normalize_items, oracle_items
 from stages.sql.schema import load_schema
 from stages.sql.symbolic_check import symbolic_problems
 from stages.sql.symbols import SymbolTable
-from stages.sql.value_columns import align_value_columns
 from tests.conftest import cli, load
 from tests.masksql.test_pipeline import copy_data
 
@@ -61,36 +60,6 @@ def test_symbolic_check_finds_problems() -> None:
         problems = symbolic_problems(hostile, kept, symbols)
         assert len(problems) == 1 and "not authorized" in problems[0], hostile
     assert symbolic_problems("SELECT 1; SELECT 2", kept, symbols)
-
-
-def test_a_value_is_compared_with_its_own_column() -> None:
-    _, symbols = singer_symbols()  # V1 (France) is a value of T1.C3
-    cases = {
-        "SELECT C2 FROM T1 WHERE T1.C2 = V1": "SELECT C2 FROM T1 WHERE T1.C3 = V1",
-        "SELECT a.C2 FROM T1 AS a WHERE a.C1 LIKE '%V1%'": (
-            "SELECT a.C2 FROM T1 AS a WHERE a.C3 LIKE '%V1%'"
-        ),
-        "SELECT C2 FROM T1 s WHERE C2 NOT LIKE 'V1%'": (
-            "SELECT C2 FROM T1 s WHERE s.C3 NOT LIKE 'V1%'"
-        ),
-        # the model put the value on another table's column while T1 is joined
-        "SELECT T1.C2 FROM T2 JOIN T1 ON 1 WHERE T2.C5 <> V1": (
-            "SELECT T1.C2 FROM T2 JOIN T1 ON 1 WHERE T1.C3 <> V1"
-        ),
-    }
-    for sql, expected in cases.items():
-        aligned, changes = align_value_columns(sql, symbols)
-        assert aligned == expected, sql
-        assert len(changes) == 1 and "V1 is a value of T1.C3" in changes[0]
-    for untouched in (
-        "SELECT C2 FROM T1 WHERE T1.C3 = V1",  # already right
-        "SELECT C4 FROM T2 WHERE T2.C5 = V1",  # T1 is not in the query: left to the repair
-        "SELECT C2 FROM T1 WHERE T1.C2 > V1",  # not an equality or LIKE
-        "SELECT C2 FROM T1 WHERE T1.C2 = 'V1 a value of T1.C3'",  # not a value symbol
-    ):
-        assert align_value_columns(untouched, symbols) == (untouched, []), untouched
-    symbols.add_value(40, None, "40")  # V2: a number with no column
-    assert align_value_columns("SELECT 1 FROM T1 WHERE C1 = V2", symbols)[1] == []
 
 
 def test_normalize_items_keeps_known_names_in_schema_spelling() -> None:
