@@ -211,6 +211,9 @@ def figure_sections(research: dict[str, Any], leak_audit: dict[str, Any]) -> lis
     ]
     leak = _rate_item("rows with a leak (audit)", research.get("leak"))
     values = []
+    if leak_audit.get("incomplete"):
+        values.append({"label": "rows with a leak (audit)", "value": "unknown"})
+        values.append({"label": "leak audit", "value": leak_audit["incomplete"]})
     if leak_audit.get("audited_rows"):
         for kind, count in leak_audit.get("by_kind", {}).items():
             values.append({"label": f"leaks of kind {kind}", "value": count})

@@ -65,6 +65,11 @@ def test_deleted_prompt_logs_make_the_audit_incomplete_and_the_run_fail(run_copy
     assert "0/33 rows" not in proc.stdout + proc.stderr
     leak_audit = load(run_copy / "results.json")["privacy"]["leak_audit"]
     assert leak_audit["leak_rate"] is None and leak_audit["missing_prompts"] == expected
+    (results,) = run_copy.glob("*_Results.json")
+    record = load(run_copy / ".masksql_pipe" / "stages" / f"{results.stem}.json")
+    (privacy,) = [s for s in record["stats"]["charts"] if s["title"] == "Privacy"]
+    assert privacy["rates"] == []  # no leak rate drawn, and the cause is said
+    assert {"label": "rows with a leak (audit)", "value": "unknown"} in privacy["values"]
     # a rerun that reuses the audit still fails: the figure stays unknown until fixed
     again = cli("--data", str(run_copy), *RUN)
     assert again.returncode == 1 and len(error_lines(again.stderr)) == 1
