@@ -7,8 +7,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from masksql_pipe.engine.stage import ERROR_KEY, RowCounter, StageRun
-from masksql_pipe.prompt.log import find_prompt_log, latest_by_row, read_prompt_log, sent_text
+from masksql_pipe.engine.records import load_record
+from masksql_pipe.engine.stage import ERROR_KEY, INCOMPLETE_STAT, RowCounter, StageRun
+from masksql_pipe.prompt.log import (
+    PROMPT_LOG_STAT,
+    PROMPTS_FOLDER,
+    latest_by_row,
+    read_prompt_log,
+    sent_text,
+    tallied_rows,
+)
 from stages.base import LocalStage
 from stages.privacy.audit import AuditRules, audit_text, mark_allowed, summarize_leaks
 from stages.privacy.stage import INDEX_FOLDER, KEPT_VALUES_KEY
@@ -46,18 +54,41 @@ class AuditLeaks(LocalStage):
         self.llm_stages = list(llm_stages or [])
         self.ignore_words = sorted({str(w).lower() for w in ignore_words or []})
         self._logs: dict[str, dict[int, dict[str, Any]]] = {}
+        self._expected: dict[str, set[int]] = {}
+        self._unattributed: dict[str, int] = {}
+        self._read: list[Path] = []
         self._index_dir: Path | None = None
 
     async def setup(self, run: StageRun) -> None:
-        """Read the llm stages' prompt logs (the latest call per row)."""
+        """Read the llm stages' prompt logs (the latest call per row) and, from each stage's
+        record, the calls it logged: what the audit must find."""
         await super().setup(run)
-        self._index_dir = Path(run.book_dir) / INDEX_FOLDER
+        book = Path(run.book_dir)
+        self._index_dir = book / INDEX_FOLDER
         own = re.match(r"(\d+)_", run.stage_key)
         before = int(own.group(1)) if own else None
-        self._logs = {}
+        self._logs, self._expected, self._unattributed, self._read = {}, {}, {}, []
         for name in self.llm_stages:
-            path = find_prompt_log(run.book_dir, name, before)
-            self._logs[name] = latest_by_row(read_prompt_log(path)) if path else {}
+            key = latest_stage_key(book, name, before)
+            if key is None:
+                continue  # not a stage of this chain
+            path = book / PROMPTS_FOLDER / f"{key}.jsonl"
+            entries = read_prompt_log(path) if path.is_file() else []
+            if path.is_file():
+                self._read.append(path)
+            self._logs[name] = latest_by_row(entries)
+            record, _, _ = load_record(book, key, book.parent / f"{key}.json")
+            tally = tallied_rows(((record or {}).get("stats") or {}).get(PROMPT_LOG_STAT))
+            if tally is None:
+                continue  # a record from before tallies, or a stage that logs no calls
+            count, rows = tally
+            self._expected[name] = rows
+            absent = len(rows - self._logs[name].keys())
+            self._unattributed[name] = max(0, count - len(entries) - absent)
+
+    def external_files(self, rows: list[dict[str, Any]]) -> list[Path]:
+        """The prompt logs read: a log that changes or vanishes makes the audit stale."""
+        return list(self._read)
 
     def audit(self, row: dict[str, Any], index: int) -> dict[str, Any]:
         """Set `leaks` and `leak_audit` on `row` from the prompts sent for row `index`."""
@@ -67,10 +98,14 @@ class AuditLeaks(LocalStage):
             values = ValueIndex.for_database(self.database(row), self._index_dir)
         rules = AuditRules(ignore_words=frozenset(self.ignore_words))
         leaks: list[dict[str, Any]] = []
-        prompts = 0
+        prompts = missing = 0
+        unverified: list[str] = []
         for stage, entries in self._logs.items():
+            if self._unattributed.get(stage) and index in self._expected[stage]:
+                unverified.append(stage)  # some call of this stage is gone: maybe this row's
             entry = entries.get(index)
             if entry is None:
+                missing += index in self._expected.get(stage, ())
                 continue
             prompts += 1
             text = sent_text(entry)
@@ -80,6 +115,8 @@ class AuditLeaks(LocalStage):
                 leaks.append({**leak, "stage": stage})
         row["leaks"] = mark_allowed(leaks, row.get(KEPT_VALUES_KEY) or ())
         row["leak_audit"] = {"prompts": prompts}
+        if missing or unverified:
+            row["leak_audit"].update(missing=missing, unverified=unverified)
         return row
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -111,10 +148,40 @@ class AuditLeaks(LocalStage):
         self.stats["leak_audit"] = figures
         kinds = ", ".join(f"{k} {v}" for k, v in figures["by_kind"].items())
         share = figures["leak_rate"]
+        shown = "unknown" if figures.get("incomplete") else f"{figures['rows_with_leaks']}"
         self.stats["figures"] = {
             "rows with a leak in an llm prompt (audit)": (
-                f"{figures['rows_with_leaks']}/{figures['audited_rows']}"
+                f"{shown}/{figures['audited_rows']}"
                 + (f" ({100 * share:.2f}%)" if share is not None else "")
                 + f"; {kinds}"
             )
         }
+        if figures.get("incomplete"):
+            self.stats[INCOMPLETE_STAT] = (
+                f"{figures['incomplete']} ({', '.join(self._short_logs())}); the leak figure is "
+                "unknown: rerun the llm stages (--from) to log their calls again"
+            )
+
+    def _short_logs(self) -> list[str]:
+        """Each llm stage whose log came up short, with what was found of what it logged."""
+        short = []
+        for stage, rows in self._expected.items():
+            found = len(rows & self._logs[stage].keys())
+            if found < len(rows) or self._unattributed.get(stage):
+                short.append(f"{stage}: {found} of {len(rows)} rows' calls in its prompt log")
+        return short
+
+
+def latest_stage_key(book: Path, name: str, before: int | None) -> str | None:
+    """`<N>_<name>` of the stage called `name` with the highest N below `before` that left a
+    record or a prompt log (a deleted log still has its stage's record)."""
+    pattern = re.compile(r"(\d+)_" + re.escape(name))
+    best: tuple[int, str] | None = None
+    for folder, suffix in (("stages", ".json"), (PROMPTS_FOLDER, ".jsonl")):
+        for path in (book / folder).glob(f"*_{name}{suffix}"):
+            m = pattern.fullmatch(path.name.removesuffix(suffix))
+            if m is None or (before is not None and int(m.group(1)) >= before):
+                continue
+            if best is None or int(m.group(1)) > best[0]:
+                best = (int(m.group(1)), m.group(0))
+    return best[1] if best else None

@@ -17,7 +17,7 @@ from masksql_pipe.cli.console import err, fail, out
 from masksql_pipe.engine.environment import models_file
 from masksql_pipe.engine.files import numbered_files, parse_stage_file
 from masksql_pipe.engine.pipeline import Pipeline, StageInterrupted
-from masksql_pipe.engine.stage import RunOptions
+from masksql_pipe.engine.stage import INCOMPLETE_STAT, RunOptions
 from masksql_pipe.errors import InputError
 
 
@@ -175,6 +175,13 @@ def run_pipeline(
     experiment.report(last, out)
     errors = engine.total_errors
     err.print(f"run log {record['id']} written; `python main.py summarize latest --data {data}`")
+    incomplete = [
+        f"{r.file}: {r.stats[INCOMPLETE_STAT]}"
+        for r in engine.reports
+        if r.stats.get(INCOMPLETE_STAT)
+    ]
+    if incomplete:
+        raise fail("; ".join(incomplete), 1)
     if errors > max_errors:
         raise fail(
             f"{errors} rows failed (see `python main.py status --data {data}`; "

@@ -261,6 +261,11 @@ class BackgroundDigest:
         return self._result[0]
 
 
+_HASHED: dict[tuple[str, int, int], str] = {}
+"""(path, size, mtime_ns) -> digest of the files `current_digest` had to read in this process:
+what `confirmed_state` hands to a record, so a confirmed file is not read again."""
+
+
 def current_digest(path: Path, known: FileState | None) -> str | None:
     """Digest of ``path`` now, reusing ``known`` when size and mtime are unchanged (as git does).
 
@@ -272,7 +277,34 @@ def current_digest(path: Path, known: FileState | None) -> str | None:
         return None
     if known and known.size == stat.st_size and known.mtime_ns == stat.st_mtime_ns:
         return known.digest
-    return digest(path.read_bytes())
+    data = path.read_bytes()
+    now = digest(data)
+    after = path.stat()
+    unchanged = (after.st_size, after.st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    if unchanged and len(data) == stat.st_size:  # not written to while it was read
+        _HASHED[(str(path), stat.st_size, stat.st_mtime_ns)] = now
+    return now
+
+
+def confirmed_state(path: Path, known: FileState | None) -> FileState | None:
+    """The state to record for ``path`` when its content was just read and found equal to
+    ``known`` but its mtime (touch, copy) differs; None when there is nothing to update.
+
+    Records are size+mtime shortcuts (as git's index): once the new mtime is recorded, the next
+    check trusts it without reading the file. That is the intended trade-off: a same-size
+    rewrite that also restores the mtime is not seen, as in git and make.
+    """
+    if known is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    if (stat.st_size, stat.st_mtime_ns) == (known.size, known.mtime_ns):
+        return None
+    if _HASHED.get((str(path), stat.st_size, stat.st_mtime_ns)) != known.digest:
+        return None
+    return FileState(stat.st_size, stat.st_mtime_ns, known.digest)
 
 
 def _fsync_dir(folder: Path) -> None:

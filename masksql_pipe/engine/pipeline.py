@@ -47,6 +47,7 @@ from masksql_pipe.engine.records import (
     load_record,
     pending_path,
     promote,
+    refreshed_record,
 )
 from masksql_pipe.engine.scrub import scrub
 from masksql_pipe.engine.stage import (
@@ -284,6 +285,11 @@ class Pipeline:
         pending_path(book, key).unlink(missing_ok=True)
         retry = self.options.retry_errors and state.reusable and record.get("errors", 0) > 0
         if state.reusable and not forced and not retry:
+            fresh = None
+            if state.status == "up to date" and state.record is not None:
+                fresh = refreshed_record(state.record, in_path, out_path, in_path.parent)
+            if fresh is not None:  # touched or copied: content confirmed, record its new mtime
+                promote(book, key, fresh)
             self._say(f"{key}: {state.status}, skipped")
             return StageReport(
                 0,

@@ -12,7 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from masksql_pipe.engine.files import FileState, current_digest, read_json, write_json
+from masksql_pipe.engine.files import (
+    FileState,
+    confirmed_state,
+    current_digest,
+    read_json,
+    write_json,
+)
 
 _COUNTS = ("rows", "errors")
 
@@ -129,6 +135,31 @@ def external_change(record: dict[str, Any], folder: Path) -> str | None:
         if known is None or now != known.digest:
             return f"{name} changed"
     return None
+
+
+def refreshed_record(
+    record: dict[str, Any], in_path: Path, out_path: Path, folder: Path
+) -> dict[str, Any] | None:
+    """``record`` with the new size and mtime of every file whose content was just confirmed
+    unchanged (a touched or copied folder), or None when nothing moved: the next check of an
+    up-to-date stage then costs a stat, not a read of the file."""
+    updated = dict(record)
+    changed = False
+    for name, path in (("input", in_path), ("output", out_path)):
+        state = confirmed_state(path, FileState.from_dict(record.get(name)))
+        if state is not None:
+            updated[name] = {**record[name], **state.to_dict()}
+            changed = True
+    external = dict(record.get("external") or {})
+    for name, known in external.items():
+        path = Path(name) if Path(name).is_absolute() else folder / name
+        state = confirmed_state(path, FileState.from_dict(known))
+        if state is not None:
+            external[name] = state.to_dict()
+            changed = True
+    if external:
+        updated["external"] = external
+    return updated if changed else None
 
 
 def _relative(path: Path, folder: Path) -> str:

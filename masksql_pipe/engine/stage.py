@@ -59,6 +59,12 @@ class RunOptions:
     from earlier runs' (whose row numbers may even mean other rows, after another --start)."""
 
 
+INCOMPLETE_STAT = "incomplete"
+"""Key of a stage's stats saying, in one line, that its result cannot be trusted as complete
+(e.g. an audit that could not read everything it must): the run prints it and exits 1, and so
+does every rerun that reuses the output until the cause is fixed."""
+
+
 @dataclass
 class StageRun:
     """Where a stage runs: handed to ``setup`` so a stage can find its bookkeeping."""

@@ -2,6 +2,9 @@
 
 Each model stage appends one JSON line per call to `DIR/.masksql_pipe/prompts/<N>_<Stage>.jsonl`
 (row index, messages as sent, reply, usage). Audits and reports read it through this module.
+The stage also records what it logged (`LogTally`: entries and the rows they are for) in its
+stage record, so a reader can prove it saw every call: a deleted, truncated or damaged log
+comes up short of the tally.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from typing import Any
 import orjson
 
 PROMPTS_FOLDER = "prompts"
+
+PROMPT_LOG_STAT = "prompt_log"
+"""Key of the stage-record stats that holds the stage's LogTally."""
 
 
 def prompt_log_path(book_dir: Path, stage_key: str) -> Path:
@@ -51,6 +57,53 @@ def read_prompt_log(path: Path) -> list[dict[str, Any]]:
         if isinstance(entry, dict):
             entries.append(entry)
     return entries
+
+
+class LogTally:
+    """What a stage's prompt log holds: readable entries and the set of rows they are for."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+        self.rows: set[int] = set()
+
+    def add(self, row: Any) -> None:
+        """Count one entry, for row `row` (None outside a row)."""
+        self.entries += 1
+        if isinstance(row, int) and not isinstance(row, bool):
+            self.rows.add(row)
+
+    @classmethod
+    def of_file(cls, path: Path) -> LogTally:
+        """The tally of an existing log (what earlier runs of the stage wrote into it)."""
+        tally = cls()
+        for entry in read_prompt_log(path):
+            tally.add(entry.get("row"))
+        return tally
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"entries": n, "rows": [[start, stop], ...]}`: rows as half-open ranges, so a
+        million-row stage records a few numbers, not a million."""
+        ranges: list[list[int]] = []
+        for row in sorted(self.rows):
+            if ranges and ranges[-1][1] == row:
+                ranges[-1][1] = row + 1
+            else:
+                ranges.append([row, row + 1])
+        return {"entries": self.entries, "rows": ranges}
+
+
+def tallied_rows(tally: Any) -> tuple[int, set[int]] | None:
+    """(entries, rows) of a recorded tally, or None when it is absent or malformed."""
+    if not isinstance(tally, dict) or not isinstance(tally.get("entries"), int):
+        return None
+    rows: set[int] = set()
+    for pair in tally.get("rows") or []:
+        if not (
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, int) for x in pair)
+        ):
+            return None
+        rows.update(range(pair[0], pair[1]))
+    return tally["entries"], rows
 
 
 def latest_by_row(entries: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:

@@ -29,6 +29,7 @@ from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model
 from masksql_pipe.lm.cache import ResponseCache, cache_key
 from masksql_pipe.lm.registry import ModelRegistry
+from masksql_pipe.prompt.log import PROMPT_LOG_STAT, LogTally, prompt_log_path
 from masksql_pipe.prompt.spend import StageSpend
 
 TOKENS_KEY = "total_toks"
@@ -212,8 +213,10 @@ class PromptProcessor(JsonListTransformer):
         if not model.offline:
             self._cache = ResponseCache(run.book_dir / "cache.sqlite")
             self._lookup = not run.options.no_cache
-        log_path = run.book_dir / "prompts" / f"{run.stage_key}.jsonl"
+        log_path = prompt_log_path(run.book_dir, run.stage_key)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        # what earlier runs logged counts too: the audit reads the latest call of every row
+        self._tally = LogTally.of_file(log_path) if log_path.exists() else LogTally()
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in teardown
         self._spend = StageSpend(
             model,
@@ -291,6 +294,9 @@ class PromptProcessor(JsonListTransformer):
         self._registry = None
         self._owns_registry = False
         self.stats.update(self.usage())
+        if self._tally is not None:
+            self.stats[PROMPT_LOG_STAT] = self._tally.to_dict()
+            self._tally = None
 
     # -- one row --------------------------------------------------------------------------------
 
@@ -458,6 +464,8 @@ class PromptProcessor(JsonListTransformer):
         if rejected is not None:
             entry["rejected"] = rejected
         self._log.write(orjson.dumps(entry) + b"\n")
+        if self._tally is not None:
+            self._tally.add(entry["row"])
         self._flush_log_soon()
 
     def _flush_log_soon(self) -> None:
@@ -497,6 +505,8 @@ class PromptProcessor(JsonListTransformer):
         if self._run_id is not None:
             entry["run"] = self._run_id
         self._log.write(orjson.dumps(entry) + b"\n")
+        if self._tally is not None:
+            self._tally.add(entry["row"])
         self._flush_log_soon()
 
     # -- usage figures ---------------------------------------------------------------------------
@@ -516,6 +526,7 @@ class PromptProcessor(JsonListTransformer):
         self._use_oracle = False
         self._spend: StageSpend | None = None
         self._log_flush_scheduled = False
+        self._tally: LogTally | None = None
 
     def usage(self) -> dict[str, Any]:
         """Model usage of this stage's last run: tokens spent, calls, cache hits, latencies

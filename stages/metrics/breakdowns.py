@@ -52,6 +52,12 @@ def leaked(row: dict[str, Any]) -> int | None:
     return int(bool(audit))
 
 
+def _unaudited(row: dict[str, Any]) -> bool:
+    """True when the leak audit could not read every prompt sent for the row."""
+    audit = row.get("leak_audit")
+    return isinstance(audit, dict) and bool(audit.get("missing") or audit.get("unverified"))
+
+
 def rate(values: list[int]) -> dict[str, Any]:
     """Count, successes, share and its 95% bootstrap interval."""
     interval = bootstrap_proportion(values).to_dict()
@@ -75,7 +81,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if values or name == "test_suite":
             out["ea"][name] = rate(values)
     leaks = [v for v in (leaked(r) for r in rows) if v is not None]
-    out["leak"] = rate(leaks) if leaks else None
+    out["leak"] = rate(leaks) if leaks and not any(map(_unaudited, rows)) else None
     ris = [float(r["ris"]) for r in rows if isinstance(r.get("ris"), int | float)]
     mcs = [r["mcs"] for r in rows if isinstance(r.get("mcs"), dict)]
     reid = [r["reidentification"] for r in rows if isinstance(r.get("reidentification"), dict)]
@@ -205,6 +211,9 @@ def figure_sections(research: dict[str, Any], leak_audit: dict[str, Any]) -> lis
     ]
     leak = _rate_item("rows with a leak (audit)", research.get("leak"))
     values = []
+    if leak_audit.get("incomplete"):
+        values.append({"label": "rows with a leak (audit)", "value": "unknown"})
+        values.append({"label": "leak audit", "value": leak_audit["incomplete"]})
     if leak_audit.get("audited_rows"):
         for kind, count in leak_audit.get("by_kind", {}).items():
             values.append({"label": f"leaks of kind {kind}", "value": count})

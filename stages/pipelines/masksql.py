@@ -408,7 +408,9 @@ def results_table(results: dict[str, Any]) -> Table:
             str(results["schema_mismatch_rows"]),
         )
     audit = privacy.get("leak_audit") or {}
-    if audit.get("audited_rows"):
+    if audit.get("incomplete"):
+        table.add_row("rows with a leak (audit)", f"unknown ({audit['incomplete']})")
+    elif audit.get("audited_rows"):
         kinds = ", ".join(f"{k} {v}" for k, v in audit["by_kind"].items())
         table.add_row(
             "rows with a leak (audit)",

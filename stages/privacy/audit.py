@@ -176,10 +176,29 @@ def summarize_leaks(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for leak in row["leaks"]:
             kind = leak.get("kind") if isinstance(leak, dict) else None
             by_kind[kind if kind in by_kind else "literal"] += 1
-    return {
+    prompts = sum(_audit_count(r, "prompts") for r in audited)
+    missing = sum(_audit_count(r, "missing") for r in audited)
+    unverified = sum(bool((r.get("leak_audit") or {}).get("unverified")) for r in audited)
+    figures = {
         "audited_rows": len(audited),
         "rows_with_leaks": len(leaking),
         "leak_rate": round(len(leaking) / len(audited), 6) if audited else None,
         "by_kind": by_kind,
-        "prompts": sum(int((r.get("leak_audit") or {}).get("prompts", 0)) for r in audited),
+        "prompts": prompts,
     }
+    if missing or unverified:  # the audit did not see every call: no leak figure at all
+        figures["leak_rate"] = None
+        figures["missing_prompts"] = missing
+        figures["incomplete"] = (
+            f"audit incomplete: {missing} of {prompts + missing} prompts missing"
+        )
+        if unverified:
+            figures["incomplete"] += (
+                f"; {unverified} rows' latest prompt may be missing (log entries gone)"
+            )
+    return figures
+
+
+def _audit_count(row: dict[str, Any], key: str) -> int:
+    value = (row.get("leak_audit") or {}).get(key, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

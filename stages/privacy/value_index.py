@@ -5,13 +5,20 @@ database with millions of cells a scan per question is too slow, so the distinct
 (normalised, at most MAX_PHRASE_WORDS words) go once into an indexed SQLite table kept in the
 bookkeeping folder, `DIR/.masksql_pipe/value_index/<sha256 of the db file>.sqlite`; a lookup is
 one indexed `IN (...)` query over the phrases of the text.
+
+The index carries a header (table `meta`: format, the database's sha256, the number of cells)
+checked when it is opened: a damaged, truncated or emptied index is named in one warning and
+rebuilt, never trusted (an index that finds nothing lets every value through the guard). The temp
+files of a build whose process died are swept before the next build.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,9 +28,12 @@ from masksql_pipe.errors import InputError
 from stages.privacy.text import MAX_PHRASE_WORDS, WORD, normalize
 from stages.sql.tokens import quote_identifier
 
-FORMAT = "3"
+FORMAT = "4"
 """Bumped when the index layout or `normalize` changes (part of the file name, so old files are
-not reused: 3 = NFKC, invisible characters removed, mixed-script look-alikes)."""
+not reused: 3 = NFKC, invisible characters removed, mixed-script look-alikes; 4 = the header)."""
+
+_TEMP = re.compile(r".+\.sqlite\.(\d+)\.(\d+)\.tmp(-journal)?")
+"""A build's temp file (and SQLite's rollback journal beside it): `<index>.<pid>.<thread>.tmp`."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +86,13 @@ class ValueIndex:
         with _LOCK:
             index = _OPEN.get(str(path))
             if index is None:
-                if not path.is_file():
+                sweep_temp_files(index_dir)
+                problem = check_index(path, digest) if path.is_file() else "missing"
+                if problem != "":
+                    if problem != "missing":
+                        print(f"warning: {path}: {problem}; rebuilt", file=sys.stderr, flush=True)
                     try:
-                        build_index(db_path, path)
+                        build_index(db_path, path, digest)
                     except sqlite3.DatabaseError as exc:
                         raise InputError(
                             f"{db_path}: not a readable SQLite database ({exc})"
@@ -106,23 +120,79 @@ class ValueIndex:
             return int(self._con.execute("SELECT count(*) FROM cells").fetchone()[0])
 
 
-def build_index(db_path: Path, path: Path) -> None:
-    """Write the index of `db_path`'s text cells to `path` (temp file, then rename)."""
+def check_index(path: Path, digest: str) -> str:
+    """What is wrong with the index at `path` for a database of sha256 `digest` (a phrase),
+    or "" when its header matches: same format, same database, as many cells as it says."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            cells = con.execute("SELECT count(*) FROM cells").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return f"damaged value index ({exc})"
+    if meta.get("format") != FORMAT or meta.get("database") != digest:
+        return "value index of another database or format"
+    if meta.get("cells") != str(cells):
+        return f"value index holds {cells} cells, its header says {meta.get('cells')}"
+    return ""
+
+
+def sweep_temp_files(index_dir: Path) -> list[Path]:
+    """Delete the temp files of builds whose process is gone (or of this process: builds run
+    under the lock the caller holds, so none of ours is in flight)."""
+    removed = []
+    for path in index_dir.glob("*.tmp*") if index_dir.is_dir() else ():
+        m = _TEMP.fullmatch(path.name)
+        if m and (int(m.group(1)) == os.getpid() or not _alive(int(m.group(1)))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def build_index(db_path: Path, path: Path, digest: str | None = None) -> None:
+    """Write the index of `db_path`'s text cells and its header to `path` (temp file, then
+    rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    journal = tmp.with_name(tmp.name + "-journal")
     tmp.unlink(missing_ok=True)
     source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     out = sqlite3.connect(tmp)
     try:
         _copy_cells(source, out)
+        _write_header(out, digest or database_digest(db_path))
     except BaseException:
         out.close()
         source.close()
         tmp.unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
         raise
     out.close()
     source.close()
     os.replace(tmp, path)
+
+
+def _write_header(out: sqlite3.Connection, digest: str) -> None:
+    """The `meta` table: format, database digest and cell count, checked on open."""
+    cells = out.execute("SELECT count(*) FROM cells").fetchone()[0]
+    out.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
+    out.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [("format", FORMAT), ("database", digest), ("cells", str(cells))],
+    )
+    out.commit()
 
 
 def _copy_cells(source: sqlite3.Connection, out: sqlite3.Connection) -> None:
