@@ -121,3 +121,42 @@ def test_the_stage_settings_read_are_sent(tmp_path: Path) -> None:
     assert (first["temperature"], first["top_p"], first["max_tokens"]) == (0.25, 0.95, 800)
     assert first["seed"] == 7  # the models file's own setting stays
     assert second["temperature"] == 0.5
+
+
+KEYED = """
+from glom import glom
+
+from masksql_pipe.experiment import Pipeline
+
+
+class Keyed(Pipeline):
+    def __init__(self, registry, replacement_config, flat_config_patch):
+        defaults = {"scale": {"by": 2, "unused": 0}, "shift": {"by": 1}}
+        super().__init__(defaults, replacement_config, flat_config_patch)
+
+    def stages(self):
+        async def scale(context):
+            return context["case"]["x"] * glom(context, "metadata.config.scale.by")
+
+        async def shift(context):
+            return context["stages"]["scale"] + self.config()["shift"]["by"]
+
+        return {"scale": scale, "shift": shift}
+"""
+
+
+def test_only_the_keys_read_count(tmp_path: Path) -> None:
+    """A leaf read through glom on the context and one through the pipeline's config()."""
+    (tmp_path / "keyed.py").write_text(KEYED, encoding="utf-8")
+    data = tmp_path / "data"
+    write_rows(data / "1_input.json", [{"id": "a", "x": 5}])
+    args = ("--data", str(data), "--pipeline", "keyed:Keyed")
+    assert cli(*args, cwd=tmp_path, env=WIDE).returncode == 0
+    unused = cli(*args, "scale.unused=9", cwd=tmp_path, env=WIDE)
+    assert "2_scale: up to date, skipped" in unused.stderr, unused.stderr
+    assert "3_shift: up to date, skipped" in unused.stderr, unused.stderr
+    shifted = cli("status", *args, "shift.by=3", cwd=tmp_path, env=WIDE)
+    assert "changed: setting shift.by" in shifted.stdout, shifted.stdout
+    assert "2_scale.json │ 1    │        │ up to date" in shifted.stdout, shifted.stdout
+    scaled = cli("status", *args, "scale.by=3", cwd=tmp_path, env=WIDE)
+    assert "changed: setting scale.by" in scaled.stdout, scaled.stdout
