@@ -49,12 +49,15 @@ class FunctionStage(JsonListTransformer):
     def fingerprint_extra(self) -> dict[str, Any]:
         """The function's own code, what it uses and captured (`function_fingerprint`), and the
         values of the configuration keys it read in its last run (not the whole configuration:
-        a setting it never looked at does not make it stale)."""
+        a setting it never looked at does not make it stale), and any settings the pipeline
+        declared for it beside the configuration."""
         config = self.metadata.get("config")
         reads = getattr(self, "_reads", set())
+        declared = {k: v for k, v in self.metadata.items() if k != "config"}
         return {
             "function": function_fingerprint(self.function),
             "config": values_of(config, reads) if isinstance(config, dict) else {},
+            **({"metadata": declared} if declared else {}),  # settings a pipeline declared
         }
 
     def remember(self, record: dict[str, Any]) -> None:
