@@ -14,7 +14,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from masksql_pipe.cli.console import err, fail, out
+from masksql_pipe.cli.console import err, fail, out, program
 from masksql_pipe.cli.options import (
     BatchOpt,
     BudgetOpt,
@@ -220,16 +220,20 @@ def _last_run_settings(
     The given ones, or, when none is given, those of the last recorded run (its configuration
     replayed from a temporary file, as `rerun` does).
     """
-    from masksql_pipe.experiment.runlog import list_runs, recorded_option
+    from masksql_pipe.experiment.runlog import list_runs, recorded_option, run_in_progress
 
     runs = list_runs(data)
+    running = run_in_progress(data)
+    if running is not None and (not runs or running["created"] > runs[-1]["created"]):
+        runs.append(running)  # the run in progress has no log yet: judge by its settings
     given = overrides or config or start is not None or limit is not None
     last = runs[-1] if runs else None
     if given or last is None or (pipeline is not None and pipeline != last.get("pipeline")):
         yield pipeline or _default_pipeline(), config, start, limit, None, None
         return
     argv = [str(arg) for arg in last.get("argv") or []]
-    err.print(f"judged against the settings of run {last['id']}", highlight=False)
+    which = "the run in progress" if last.get("in_progress") else "run"
+    err.print(f"judged against the settings of {which} {last['id']}", highlight=False)
     with tempfile.TemporaryDirectory(prefix="masksql_pipe_status_") as folder:
         replay = Path(folder) / "config.json"
         replay.write_bytes(orjson.dumps(last.get("config") or {}))
@@ -438,7 +442,7 @@ def _unknown_command(word: str, commands: list[str]) -> int:
 def _mistyped_option(command: str, message: str) -> str | None:
     """For an unknown setting that came from an option close to a real one: say so."""
     for key, option in _converted_options.items():
-        if not message.startswith(f"unknown setting '{key}'"):
+        if f"unknown setting '{key}'" not in message:
             continue
         known, _ = _command_options(command)
         close = difflib.get_close_matches(option, sorted(known), n=1, cutoff=0.7)
@@ -461,7 +465,7 @@ def main(argv: list[str] | None = None) -> None:
         args.insert(0, "run")
     args = options_as_overrides(args)
     try:
-        code = app(args=args, prog_name="python main.py", standalone_mode=False)
+        code = app(args=args, prog_name=program(), standalone_mode=False)
     except PipeError as exc:
         message = _mistyped_option(args[0], str(exc)) if isinstance(exc, ConfigError) else None
         err.print(f"[red]error:[/red] {message or exc}", highlight=False, soft_wrap=True)

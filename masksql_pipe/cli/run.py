@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import traceback
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from masksql_pipe.cli.console import err, fail, out
+from masksql_pipe.cli.console import err, fail, out, program
 from masksql_pipe.engine.environment import models_file
-from masksql_pipe.engine.files import numbered_files, parse_stage_file
+from masksql_pipe.engine.files import numbered_files, parse_stage_file, read_rows
 from masksql_pipe.engine.pipeline import Pipeline, StageInterrupted
 from masksql_pipe.engine.stage import INCOMPLETE_STAT, RunOptions
-from masksql_pipe.errors import InputError
+from masksql_pipe.errors import ConfigError, InputError
 
 
 def check_data_folder(data: Path) -> None:
@@ -121,10 +122,48 @@ def build_run(
     experiment.options = options
     if prepare and data.is_dir() and not resuming(data, input_name):
         experiment.prepare_input()
-    spec = experiment.stages()
+    spec = setup_stages(experiment, pipeline)
     settings = {"config": loggable(experiment.config())}
     adapt = functools.partial(function_stage, metadata=settings)
     return experiment, Pipeline(spec, options, adapt=adapt)
+
+
+def setup_stages(experiment: Any, pipeline: str) -> Any:
+    """``experiment.stages()``, its set-up errors (a missing file, a bad setting, a bug in the
+    set-up code) as one line naming the pipeline and where it failed (exit 2)."""
+    from masksql_pipe.errors import PipeError
+
+    try:
+        return experiment.stages()
+    except PipeError as exc:
+        exc.args = (f"pipeline {pipeline!r}: {exc}",)  # same error, its exit status kept
+        raise
+    except Exception as exc:
+        where = ""
+        if exc.__traceback__ is not None:
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f" ({last.filename}, line {last.lineno})"
+        raise ConfigError(
+            f"pipeline {pipeline!r}: setting up its stages failed{where}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+def warn_if_empty(input_file: Path) -> None:
+    """A warning when the run starts from a file with no rows (``[]``): every stage would
+    write an empty file and the report would count nothing, which reads like success."""
+    if input_file.stat().st_size > 64:  # a list holding a row is longer: no need to parse
+        return
+    try:
+        empty = read_rows(input_file) == []
+    except InputError:
+        return  # the engine names what is wrong with it
+    if empty:
+        err.print(
+            f"[yellow]warning:[/yellow] {input_file}: input is empty (no rows); "
+            "every stage will write an empty file",
+            highlight=False,
+        )
 
 
 def run_pipeline(
@@ -150,7 +189,26 @@ def run_pipeline(
     input_file = find_input_file(data, engine, input_name)  # after build_run: it may prepare it
     logger = RunLogger(data, pipeline, experiment, argv)
     engine.options.run_id = logger.id
+    logger.start()
+    try:
+        _run_logged(experiment, engine, logger, input_file, data, pipeline, max_errors)
+    finally:
+        logger.finish()
+
+
+def _run_logged(
+    experiment: Any,
+    engine: Pipeline,
+    logger: Any,
+    input_file: Path,
+    data: Path,
+    pipeline: str,
+    max_errors: int,
+) -> None:
+    """The run itself, once it is noted as in progress: the engine, the log, the report."""
+    options = engine.options
     err.print(f"pipeline [bold]{pipeline}[/bold] on {input_file}", highlight=False)
+    warn_if_empty(input_file)
     describe = getattr(experiment, "describe", None)
     if callable(describe):
         err.print(describe(), highlight=False)
@@ -174,7 +232,7 @@ def run_pipeline(
     print_stage_table(engine)
     experiment.report(last, out)
     errors = engine.total_errors
-    err.print(f"run log {record['id']} written; `python main.py summarize latest --data {data}`")
+    err.print(f"run log {record['id']} written; `{program()} summarize latest --data {data}`")
     incomplete = [
         f"{r.file}: {r.stats[INCOMPLETE_STAT]}"
         for r in engine.reports
@@ -184,7 +242,7 @@ def run_pipeline(
         raise fail("; ".join(incomplete), 1)
     if errors > max_errors:
         raise fail(
-            f"{errors} rows failed (see `python main.py status --data {data}`; "
+            f"{errors} rows failed (see `{program()} status --data {data}`; "
             "rerun with --retry-errors to try them again)",
             1,
         )

@@ -201,3 +201,138 @@ def module_closure_digest(module: str) -> str:
     """One digest over ``module_closure(module)``."""
     parts = "\n".join(f"{name}:{digest}" for name, digest in _closure(module))
     return hashlib.sha256(parts.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions: what one function uses, not the whole module it is written in
+
+_MAX_DEPTH = 4
+
+
+def _digest(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def code_digest(obj: object) -> str:
+    """Digest of a function's or class's syntax tree (its source parsed, comments, blank lines
+    and position left out), so a comment-only edit changes nothing; the bytecode of a function
+    whose source is not available (a lambda built at run time, a generated function)."""
+    import inspect
+    import textwrap
+
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))  # type: ignore[arg-type]
+        return _digest(ast.dump(ast.parse(source)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        code = getattr(obj, "__code__", None)
+        return _digest(_bytecode(code)) if code is not None else ""
+
+
+def _bytecode(code: object) -> bytes:
+    """The instructions, names and constants of a code object (nested ones included), not its
+    line table: moving a function down a file does not change it."""
+    parts = [getattr(code, "co_code", b""), repr(getattr(code, "co_names", ())).encode()]
+    for const in getattr(code, "co_consts", ()):
+        parts.append(_bytecode(const) if hasattr(const, "co_code") else repr(const).encode())
+    return b"\0".join(parts)
+
+
+def _names_used(code: object) -> set[str]:
+    """Global names a code object (and the functions nested in it) refers to."""
+    names = set(getattr(code, "co_names", ()))
+    for const in getattr(code, "co_consts", ()):
+        if hasattr(const, "co_code"):
+            names |= _names_used(const)
+    return names
+
+
+def function_fingerprint(function: object, depth: int = 0) -> dict[str, object]:
+    """What a function's result depends on, as JSON: its own code (syntax tree), the project
+    modules and same-module helpers its global names refer to, and the values it captured.
+
+    Unlike `module_closure` of the module it is written in, editing a neighbouring function
+    of the same file changes nothing here.
+    """
+    code = getattr(function, "__code__", None)
+    parts: dict[str, object] = {"code": code_digest(function)}
+    marker = getattr(function, "__fingerprint__", None)
+    if marker is not None:
+        parts["marker"] = _jsonable(marker)
+    if code is None or depth > _MAX_DEPTH:
+        return parts
+    module = getattr(function, "__module__", None)
+    namespace = getattr(function, "__globals__", {})
+    uses = {
+        name: _global_fingerprint(namespace[name], module, depth)
+        for name in sorted(_names_used(code))
+        if name in namespace
+    }
+    parts["uses"] = {name: value for name, value in uses.items() if value is not None}
+    cells = getattr(function, "__closure__", None) or ()
+    parts["captured"] = {
+        name: captured_fingerprint(_cell_value(cell), depth)
+        for name, cell in zip(code.co_freevars, cells, strict=False)  # type: ignore[attr-defined]
+    }
+    return parts
+
+
+def _cell_value(cell: object) -> object:
+    try:
+        return cell.cell_contents  # type: ignore[attr-defined]
+    except ValueError:  # an empty cell (a name assigned after the function was made)
+        return None
+
+
+def _global_fingerprint(value: object, module: str | None, depth: int) -> object:
+    """A global a function names: project code by its digest, a plain constant by value;
+    None for library code and builtins (outside the project, as in `module_closure`)."""
+    import types
+
+    if isinstance(value, types.ModuleType):
+        return module_closure_digest(value.__name__) if _project_source(value.__name__) else None
+    home = getattr(value, "__module__", None)
+    if isinstance(value, types.FunctionType | type):
+        if home == module:  # a helper of the same file: its own code, not the whole file
+            if isinstance(value, type):
+                return {"class": code_digest(value)}
+            return function_fingerprint(value, depth + 1)
+        return module_closure_digest(home) if home and _project_source(home) else None
+    if callable(value):
+        return None
+    return _jsonable(value)
+
+
+def captured_fingerprint(value: object, depth: int = 0) -> object:
+    """A value a function captured: a function by `function_fingerprint`; an object that says
+    what it is (`__fingerprint__`, GoTaglio's `metadata()`, a model's `settings()`) by that;
+    plain data by value; any other object by its type alone."""
+    import types
+
+    if isinstance(value, types.FunctionType | types.MethodType):
+        return function_fingerprint(value, depth + 1)
+    for attribute in ("__fingerprint__", "metadata", "settings"):
+        found = getattr(value, attribute, None)
+        if found is not None and not isinstance(value, type):
+            try:
+                return _jsonable(found() if callable(found) else found)
+            except Exception:  # a describe method that fails: use the type
+                break
+    plain = _jsonable(value)
+    if plain is not _UNKNOWN:
+        return plain
+    return {"object": f"{type(value).__module__}.{type(value).__qualname__}"}
+
+
+_UNKNOWN = "<unknown>"
+
+
+def _jsonable(value: object) -> object:
+    """``value`` when it is plain JSON data (digested when long), else `_UNKNOWN`."""
+    import json
+
+    try:
+        text = json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        return _UNKNOWN
+    return value if len(text) <= 200 else {"digest": _digest(text)}

@@ -250,6 +250,7 @@ class Pipeline:
                 self._warn(problem)
             return StageState(key, out_path, "stale", why, record)
         note = ""
+        stage.remember(record)
         if record["fingerprint"] != stage.fingerprint():
             endpoint, other = fingerprint_changes(record.get("parts"), stage.fingerprint_parts())
             if other or not recorded_endpoints:
@@ -431,7 +432,7 @@ class Pipeline:
         record = {
             "stage": stage.name,
             "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
-            "fingerprint": fingerprint,
+            "fingerprint": stage.fingerprint(),  # may now cover what the run read
             "parts": stage.fingerprint_parts(),
             "params": stage.describe_params(),
             "input": {"file": in_path.name, **in_state.to_dict()},

@@ -209,6 +209,10 @@ def fingerprint_changes(recorded: Any, current: dict[str, Any]) -> tuple[list[st
             other.append(f"parameter {rest.split('.')[0]}")
         elif key.startswith("extra.template"):
             other.append("prompt template")
+        elif key.startswith("extra.config."):
+            other.append(f"setting {key.removeprefix('extra.config.')}")
+        elif key.startswith("extra.function"):
+            other.append(_function_change(key.removeprefix("extra.function").lstrip(".")))
         elif key.startswith("extra.model"):
             settings.append(key.removeprefix("extra.model.").split(".")[0])
         else:
@@ -221,3 +225,15 @@ def fingerprint_changes(recorded: Any, current: dict[str, Any]) -> tuple[list[st
     if settings:
         other.append(f"model settings ({', '.join(dict.fromkeys(settings))})")
     return endpoint, list(dict.fromkeys(other))
+
+
+def _function_change(rest: str) -> str:
+    """A phrase for a change inside a function's fingerprint (see `function_fingerprint`):
+    its code, a name it uses, a value it captured."""
+    parts = rest.split(".")
+    for index, part in enumerate(parts):
+        if part == "uses" and index + 1 < len(parts):
+            return f"code of {parts[index + 1]} (used by the function)"
+        if part == "captured" and index + 1 < len(parts):
+            return f"captured value {parts[index + 1]}"
+    return "code of the function"

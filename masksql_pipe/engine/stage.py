@@ -144,6 +144,11 @@ class JsonListTransformer(ABC):
         """Extra JSON-able parts of the fingerprint (template text, model settings)."""
         return {}
 
+    def remember(self, record: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Called with the stage's last record before its fingerprint is compared to it (a
+        stage whose fingerprint covers what its last run read, such as the configuration keys
+        a function looked up, takes that from the record's ``parts``)."""
+
     def use_options(self, options: RunOptions) -> None:  # noqa: B027 - optional hook
         """Called with the run's options before fingerprints are taken (e.g. its model registry)."""
 

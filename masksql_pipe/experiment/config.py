@@ -348,6 +348,7 @@ def build_template(
     async def render(context: Mapping[str, Any]) -> str:
         return template.render(dict(context))
 
+    render.__fingerprint__ = {"template": text}  # type: ignore[attr-defined]  # what it renders
     return render
 
 

@@ -14,9 +14,11 @@ from typing import Any
 
 import orjson
 
+from masksql_pipe.engine.fingerprints import function_fingerprint
 from masksql_pipe.engine.scrub import scrub_text
 from masksql_pipe.engine.stage import JsonListTransformer, StageRun, current_row_index
 from masksql_pipe.errors import SpecError
+from masksql_pipe.experiment.reads import ReadRecorder, current_reads, values_of
 from masksql_pipe.lm.base import current_caller
 from masksql_pipe.prompt.log import prompt_log_path
 from masksql_pipe.prompt.processor import percentile
@@ -40,13 +42,38 @@ class FunctionStage(JsonListTransformer):
         self.metadata = metadata or {}
         self.name = name
 
+    def params(self) -> dict[str, Any]:
+        """Name and inputs: the function and the configuration count in `fingerprint_extra`."""
+        return {"name": self.name, "inputs": self.inputs}
+
     def fingerprint_extra(self) -> dict[str, Any]:
-        # closures built in stages() capture config; their values are in metadata
-        return {"metadata": self.metadata}
+        """The function's own code, what it uses and captured (`function_fingerprint`), and the
+        values of the configuration keys it read in its last run (not the whole configuration:
+        a setting it never looked at does not make it stale), and any settings the pipeline
+        declared for it beside the configuration."""
+        config = self.metadata.get("config")
+        reads = getattr(self, "_reads", set())
+        declared = {k: v for k, v in self.metadata.items() if k != "config"}
+        return {
+            "function": function_fingerprint(self.function),
+            "config": values_of(config, reads) if isinstance(config, dict) else {},
+            **({"metadata": declared} if declared else {}),  # settings a pipeline declared
+        }
+
+    def remember(self, record: dict[str, Any]) -> None:
+        """Take the keys the last run read from its record, to fingerprint their values."""
+        parts = record.get("parts")
+        extra = parts.get("extra") if isinstance(parts, dict) else None
+        config = extra.get("config") if isinstance(extra, dict) else None
+        if isinstance(config, dict):
+            self._reads = set(config)
 
     async def setup(self, run: StageRun) -> None:
         from masksql_pipe.lm.cache import ResponseCache
 
+        self._run_reads: set[str] = set()
+        self._rows_called = 0
+        self._rows_total = len(run.rows)
         self._latencies: list[float] = []
         self._price: Any = None
         self._cache = ResponseCache(run.book_dir / "cache.sqlite")
@@ -117,7 +144,12 @@ class FunctionStage(JsonListTransformer):
         self._log.flush()
 
     async def teardown(self) -> None:
-        """Latency percentiles of the model calls the function made, for status and reports."""
+        """Latency percentiles of the model calls the function made, for status and reports;
+        the keys read become the stage's (with the last run's when only some rows ran)."""
+        if getattr(self, "_rows_total", None) is not None:
+            partial = self._rows_called < self._rows_total
+            kept = getattr(self, "_reads", set()) if partial else set()
+            self._reads = kept | self._run_reads
         cache = getattr(self, "_cache", None)
         if cache is not None:
             cache.close()
@@ -175,17 +207,24 @@ class FunctionStage(JsonListTransformer):
             raise KeyError(f"inputs {', '.join(missing)} have no result for this case")
         calls: list[tuple[Any, Any]] = []
         complete = functools.partial(self._call, calls)
+        reads: set[str] = getattr(self, "_run_reads", set())
+        metadata = {**self.metadata, "stage": self.name}
+        if isinstance(metadata.get("config"), dict):
+            metadata["config"] = ReadRecorder(metadata["config"], reads)
         context = {
             "case": {k: v for k, v in row.items() if k not in (RESULTS_KEY, SECONDS_KEY)},
             "stages": results,
-            "metadata": {**self.metadata, "stage": self.name},
+            "metadata": metadata,
             "complete": complete,
         }
         started = time.perf_counter()
         token = current_caller.set(complete)  # for model.infer(messages) without a context
+        reading = current_reads.set(reads)  # the pipeline's config() records into it too
+        self._rows_called = getattr(self, "_rows_called", 0) + 1
         try:
             value = await self.function(context)
         finally:
+            current_reads.reset(reading)
             current_caller.reset(token)
         elapsed = time.perf_counter() - started
         for completion, price in calls:
@@ -209,8 +248,8 @@ def function_stage(
 ) -> JsonListTransformer:
     """Adapter for ``Pipeline(..., adapt=...)``: wraps async functions as stages.
 
-    ``metadata`` (the run's configuration, from the CLI) is part of each node's fingerprint:
-    a function's source says nothing of the settings its closure captured.
+    ``metadata`` (the run's configuration, from the CLI) is handed to each function; the
+    values of the keys a function reads from it are part of that node's fingerprint.
     """
     if isinstance(function, JsonListTransformer):
         return function

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from masksql_pipe.engine.stage import RunOptions
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.experiment.config import resolve_config
+from masksql_pipe.experiment.reads import recording
 
 
 class ExperimentPipeline(ABC):
@@ -46,8 +47,9 @@ class ExperimentPipeline(ABC):
         )
 
     def config(self) -> dict[str, Any]:
-        """The configuration after replacement and dotted overrides."""
-        return self._config
+        """The configuration after replacement and dotted overrides (while a stage function
+        runs, a view that notes the keys it reads: see `masksql_pipe.experiment.reads`)."""
+        return recording(self._config)
 
     def prepare_input(self) -> None:  # noqa: B027 - optional hook
         """Before ``stages()``: write ``data_dir/1_input.json`` from a dataset's own files when

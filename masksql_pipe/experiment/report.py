@@ -194,6 +194,12 @@ class Summary:
         return percent(self.failed, self.total)
 
     @property
+    def judged(self) -> bool:
+        """Whether the pipeline judged any case (``case_passed`` gave a verdict): without one,
+        passed and accuracy are not measured, not 0."""
+        return self.passed + self.failed > 0
+
+    @property
     def passed_of_complete(self) -> float | None:
         """Passed cases as a percentage of the cases that completed."""
         return percent(self.passed, self.complete)
@@ -498,10 +504,15 @@ def _totals_table(summary: Summary) -> Table:
     table.add_row("cases", f"{summary.total:,}", "")
     table.add_row("complete", f"{summary.complete:,}", _pct(summary.complete_pct))
     table.add_row("errors", f"{summary.error:,}", _pct(summary.error_pct))
-    table.add_row("passed", f"{summary.passed:,}", _pct(summary.accuracy))
-    table.add_row("failed", f"{summary.failed:,}", _pct(summary.failed_pct))
-    table.add_row("not judged", f"{summary.unjudged:,}", "")
-    table.add_row("passed / complete", "", _pct(summary.passed_of_complete))
+    if summary.judged:
+        table.add_row("passed", f"{summary.passed:,}", _pct(summary.accuracy))
+        table.add_row("failed", f"{summary.failed:,}", _pct(summary.failed_pct))
+        table.add_row("not judged", f"{summary.unjudged:,}", "")
+        table.add_row("passed / complete", "", _pct(summary.passed_of_complete))
+    else:  # the pipeline judges no case: nothing passed or failed, it was not measured
+        table.add_row("passed", "n/a", "n/a")
+        table.add_row("failed", "n/a", "n/a")
+        table.add_row("passed / complete", "", "n/a")
     table.add_row("tokens", f"{summary.total_toks:,}", "")
     table.add_row("latency (s)", f"{summary.total_latency:.2f}", "")
     if summary.cost is not None:
@@ -573,6 +584,14 @@ def format_run(run: dict[str, Any], console: Console) -> None:
         if case.result is not None:
             console.print(Text(f"  result: {_compact(case.result)}"))
     console.print()
+    if not summary.judged:
+        console.print(
+            Text(
+                f"{summary.complete} complete, {summary.error} errors of {summary.total} cases; "
+                "passed and accuracy n/a (the pipeline judges no case)"
+            )
+        )
+        return
     console.print(
         Text(
             f"{summary.passed} passed, {summary.failed} failed, {summary.unjudged} not judged, "

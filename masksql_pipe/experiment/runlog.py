@@ -23,6 +23,27 @@ def runs_dir(data_dir: Path) -> Path:
     return data_dir / BOOKKEEPING_DIR / "runs"
 
 
+RUNNING = "running.json"
+"""The run in progress in a data folder (pipeline, settings, command line), until it is logged."""
+
+
+def running_path(data_dir: Path) -> Path:
+    """Where the run in progress is noted."""
+    return data_dir / BOOKKEEPING_DIR / RUNNING
+
+
+def run_in_progress(data_dir: Path) -> dict[str, Any] | None:
+    """The noted run in progress (or one killed before it could log), if any."""
+    path = running_path(data_dir)
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path)
+    except InputError:
+        return None
+    return record if isinstance(record, dict) and "pipeline" in record else None
+
+
 def git_commit() -> str | None:
     """Commit of the code that ran, when it runs from a git checkout."""
     try:
@@ -49,6 +70,23 @@ class RunLogger:
         now = datetime.now(UTC)
         self.created = now.isoformat(timespec="microseconds")
         self.id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+    def start(self) -> None:
+        """Note the run in progress (`RUNNING`): `status` meanwhile judges by its pipeline and
+        settings, not by the default pipeline's, before this run has a log."""
+        record = {
+            "id": self.id,
+            "created": self.created,
+            "pipeline": self.pipeline,
+            "argv": self.argv,
+            "config": loggable(self.experiment.config()),
+            "in_progress": True,
+        }
+        write_json(running_path(self.data_dir), scrub(record))
+
+    def finish(self) -> None:
+        """The run is over (logged or not): it is no longer in progress."""
+        running_path(self.data_dir).unlink(missing_ok=True)
 
     def write(self, engine: Engine, last: Path | None, interrupted: str | None = None) -> dict:
         """Build the record from the engine's reports and the last file's rows; save it."""
@@ -88,6 +126,7 @@ class RunLogger:
             record["interrupted"] = interrupted
         record = scrub(record)  # keys echoed in error messages or tracebacks, key-shaped text
         write_json(runs_dir(self.data_dir) / f"{self.id}.json", record)
+        self.finish()
         return record
 
     def _case(self, index: int, row: dict[str, Any], tracebacks: dict) -> dict[str, Any]:

@@ -95,6 +95,11 @@ class Model(ABC):
         `settings()` for a model that ignores them."""
         return self.settings()
 
+    def with_sampling(self, settings: Mapping[str, Any]) -> Model:
+        """This model with ``settings`` (temperature, top_p ...) over its own; a model that
+        samples nothing (the offline ones) ignores them."""
+        return self
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections; the default has nothing to release."""
 
@@ -112,10 +117,25 @@ current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
 """Set by a function stage around each row, so `InferModel.infer` needs no context argument."""
 
 
+def stage_settings(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The calling stage's sampling settings from the run's configuration, GoTaglio's layout:
+    ``<stage>.model.settings`` (``{}`` when the configuration has none)."""
+    metadata = context.get("metadata") if isinstance(context, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        return {}
+    config, stage = metadata.get("config"), metadata.get("stage")
+    found: Any = config
+    for key in (stage, "model", "settings"):
+        found = found.get(key) if isinstance(found, Mapping) and isinstance(key, str) else None
+    return dict(found) if isinstance(found, Mapping) else {}
+
+
 class InferModel:
     """GoTaglio's model interface over one of ours: ``await model.infer(messages, context)``
     returns the reply text; ``metadata()`` describes the model (what `registry.model` returns).
 
+    The calling stage's ``<stage>.model.settings`` in the run's configuration (the context's
+    ``metadata.config``) are sent with the call, over the model's own sampling settings.
     Each call goes through the running stage (``context["complete"]``, else the row's
     `current_caller`), so it is cached, rate limited, retried, prompt-logged and added to the
     case's totals like any other call. `oracle` is what the offline oracle models answer.
@@ -139,10 +159,12 @@ class InferModel:
         kwargs: dict[str, Any] = {"oracle": oracle}
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
+        settings = stage_settings(context)
+        model = self.model.with_sampling(settings) if settings else self.model
         if caller is None:  # outside any stage: a plain call, nothing to account it to
-            completion = await self.model.complete(messages, **kwargs)
+            completion = await model.complete(messages, **kwargs)
         else:
-            completion = await caller(self.model, messages, **kwargs)
+            completion = await caller(model, messages, **kwargs)
         return completion.text
 
     def metadata(self) -> dict[str, Any]:

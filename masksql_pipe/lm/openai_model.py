@@ -10,8 +10,10 @@ with orjson, skipping the pydantic models; the aiohttp transport is used. Each m
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx2
@@ -152,6 +154,12 @@ class OpenAIModel(Model):
         if self.structured is not None:
             described["structured"] = self.structured
         return described
+
+    def with_sampling(self, settings: Mapping[str, Any]) -> OpenAIModel:
+        """A copy sending ``settings`` over the configured sampling (same client and limits)."""
+        clone = copy.copy(self)
+        clone.sampling = effective_sampling({**self.sampling, **settings})
+        return clone
 
     def call_settings(
         self, *, max_tokens: int | None = None, schema: dict[str, Any] | None = None

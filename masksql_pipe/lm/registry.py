@@ -248,10 +248,7 @@ def load_config(path: Path) -> dict[str, ModelSpec]:
     try:
         data = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(
-            f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {first}"
-        ) from None
+        raise ConfigError(_syntax_error(path, exc)) from None
     if data is None:
         return {}
     if isinstance(data, dict) and "models" in data:
@@ -259,6 +256,19 @@ def load_config(path: Path) -> dict[str, ModelSpec]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of model names to settings")
     return {str(name): _parse_spec(path, str(name), entry) for name, entry in data.items()}
+
+
+def _syntax_error(path: Path, exc: Exception) -> str:
+    """One line for a models file that does not parse: where (line and column, as YAML's
+    parser marks it) and what."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.YAMLError) and mark is not None:
+        problem = getattr(exc, "problem", None) or "syntax error"
+        context = getattr(exc, "context", None)
+        what = f"{problem} ({context})" if context else problem
+        return f"{path}: line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {what}"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {first}"
 
 
 def _parse_spec(path: Path, name: str, raw: Any) -> ModelSpec:

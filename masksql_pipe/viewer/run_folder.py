@@ -12,7 +12,13 @@ from typing import Any
 
 import orjson
 
-from masksql_pipe.engine.files import BOOKKEEPING_DIR, numbered_files, read_rows
+from masksql_pipe.engine.files import (
+    BOOKKEEPING_DIR,
+    FileState,
+    current_digest,
+    numbered_files,
+    read_rows,
+)
 from masksql_pipe.engine.row_diff import row_diff
 from masksql_pipe.engine.stage import ERROR_KEY
 from masksql_pipe.errors import InputError
@@ -71,6 +77,7 @@ class RunFolder:
     def overview(self) -> dict[str, Any]:
         """The folder, each stage file with its row and error counts, and the recorded runs."""
         stages = []
+        edited = self.edited_files()
         for path in self.stage_files():
             rows = self.rows(path)
             stages.append(
@@ -79,6 +86,7 @@ class RunFolder:
                     "rows": len(rows),
                     "errors": sum(1 for row in rows if ERROR_KEY in row),
                     "prompt_log": self._prompt_log(path).is_file(),
+                    "edited": path.name in edited,
                 }
             )
         runs = [
@@ -106,6 +114,7 @@ class RunFolder:
         between two runs, those whose JSON contains ``search`` (any case)."""
         rows = self.rows(self.stage_file(file))
         differing = self.changed_rows(*changed) if changed else None
+        outcomes = self.last_outcomes()
         needle = search.casefold()
         listed = []
         for index, row in enumerate(rows):
@@ -120,6 +129,8 @@ class RunFolder:
                 item["error"] = row[ERROR_KEY]
             if differing is not None:
                 item["outcomes"] = differing[index]
+            if index in outcomes:
+                item["outcome"] = outcomes[index]
             listed.append(item)
         return {"file": file, "total": len(rows), "rows": listed}
 
@@ -132,14 +143,21 @@ class RunFolder:
         steps = []
         before: dict[str, Any] | None = None
         offset = self._start_offset()
+        edited = self.edited_files()
         for number, path in enumerate(self.stage_files()):
             rows = self.rows(path)
             at = index + offset if number == 0 else index
             row = rows[at] if 0 <= at < len(rows) else None
-            step: dict[str, Any] = {"file": path.name, "present": row is not None}
+            step: dict[str, Any] = {
+                "file": path.name,
+                "present": row is not None,
+                "edited": path.name in edited,
+            }
             if row is not None:
                 step["row"] = row
                 step["diff"] = row_diff(before or {}, row) if before is not None else None
+                if step["diff"] is not None:
+                    step["usage"] = fold_usage(step["diff"])
                 if ERROR_KEY in row and (before is None or ERROR_KEY not in before):
                     step["error"] = row[ERROR_KEY]
                 before = row
@@ -204,6 +222,29 @@ class RunFolder:
                     result[index] = {"id": case_id, "a": outcome(a), "b": outcome(b)}
         return result
 
+    def last_outcomes(self) -> dict[int, str]:
+        """Row index -> outcome (passed, failed, error, unjudged) in the newest run log."""
+        runs = self.runs()
+        cases = (runs[-1].get("cases") or []) if runs else []
+        return {
+            case["index"]: outcome(case)
+            for case in cases
+            if isinstance(case, dict) and isinstance(case.get("index"), int)
+        }
+
+    def edited_files(self) -> set[str]:
+        """Stage files changed by hand since the engine wrote them (their digest is not the
+        one in their stage record); later stages rerun from them."""
+        book = self.data / BOOKKEEPING_DIR
+        edited = set()
+        for path in self.stage_files():
+            record = read_json_quietly(book / "stages" / f"{path.stem}.json")
+            output = record.get("output") if isinstance(record, dict) else None
+            known = FileState.from_dict(output) if isinstance(output, dict) else None
+            if known is not None and current_digest(path, known) != known.digest:
+                edited.add(path.name)
+        return edited
+
     def _start_offset(self) -> int:
         """The last run's ``--start``: row i of the second file is row i+start of the input."""
         runs = self.runs()
@@ -261,3 +302,27 @@ def calls_by_row(path: Path) -> dict[int, list[dict[str, Any]]]:
         if isinstance(row, int) and not isinstance(row, bool):
             calls.setdefault(row, []).append(call)
     return calls
+
+
+USAGE_KEYS = ("total_toks", "total_latency")
+"""Running totals every model-calling stage bumps: shown as one usage line, not two changes."""
+
+
+def fold_usage(diff: dict[str, Any]) -> dict[str, Any] | None:
+    """Take the running totals out of a row diff: {key: [before, after]} (None: untouched)."""
+    usage: dict[str, Any] = {}
+    for key in USAGE_KEYS:
+        if key in diff["added"]:
+            usage[key] = [None, diff["added"].pop(key)]
+        elif key in diff["changed"]:
+            change = diff["changed"].pop(key)
+            usage[key] = [change["before"], change["after"]]
+    return usage or None
+
+
+def read_json_quietly(path: Path) -> Any:
+    """A JSON file's value, None when it is missing or unreadable (read-only viewer)."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None

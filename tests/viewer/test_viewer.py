@@ -64,6 +64,35 @@ async def viewer(run_folder: Path):
     assert snapshot(run_folder) == before, "the viewer wrote into the data folder"
 
 
+def dig(row: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted path of a row (a diff names nested fields so)."""
+    value: Any = row
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def apply_diff(before: dict[str, Any], diff: dict[str, Any], usage: Any) -> dict[str, Any]:
+    """``before`` with a journey step's diff (and folded usage totals) applied: must give the
+    row the stage wrote, so nothing is missing from the diff and nothing is extra."""
+    row = orjson.loads(orjson.dumps(before))
+    changes = {**diff["added"], **{k: v["after"] for k, v in diff["changed"].items()}}
+    changes.update({k: after for k, (_, after) in (usage or {}).items()})
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        target = row
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    for dotted in diff.get("removed", []):
+        *parents, last = dotted.split(".")
+        target = row
+        for part in parents:
+            target = target[part]
+        del target[last]
+    return row
+
+
 def stage_files(folder: Path) -> list[Path]:
     files = [p for p in folder.glob("*.json") if p.name.split("_")[0].isdigit()]
     return sorted(files, key=lambda p: int(p.name.split("_")[0]))
@@ -97,9 +126,12 @@ async def test_row_journey_diffs_errors_and_prompts(viewer: Viewer, run_folder: 
         row = rows[index]
         assert step["row"] == row
         if previous is not None:
-            assert set(step["diff"]["added"]) == set(row) - set(previous)
-            changed = {k for k in row if k in previous and previous[k] != row[k]}
-            assert set(step["diff"]["changed"]) == changed
+            assert apply_diff(previous, step["diff"], step.get("usage")) == row
+            for key in step["diff"]["changed"]:  # nested dicts are compared key by key
+                before, after = dig(previous, key), dig(row, key)
+                assert before != after and not (
+                    isinstance(before, dict) and isinstance(after, dict)
+                )
         if "error" in step:
             errors_seen.append(step["error"])
         log = run_folder / ".masksql_pipe" / "prompts" / (path.stem + ".jsonl")
