@@ -17,6 +17,7 @@ from rich.text import Text
 
 from masksql_pipe.errors import InputError
 from masksql_pipe.experiment.significance import paired_test
+from masksql_pipe.experiment.stats import pct
 
 __all__ = [
     "OUTCOMES",
@@ -51,10 +52,6 @@ _OUTCOME_STYLE = {
 def percent(part: float, whole: float) -> float | None:
     """``part`` as a percentage of ``whole``; None when whole is zero (nothing to measure)."""
     return None if not whole else 100.0 * part / whole
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}%"
 
 
 def _signed(value: float, digits: int = 0, unit: str = "") -> str:
@@ -496,12 +493,12 @@ def _totals_table(summary: Summary) -> Table:
     table.add_column("value", justify="right")
     table.add_column("share", justify="right")
     table.add_row("cases", f"{summary.total:,}", "")
-    table.add_row("complete", f"{summary.complete:,}", _pct(summary.complete_pct))
-    table.add_row("errors", f"{summary.error:,}", _pct(summary.error_pct))
-    table.add_row("passed", f"{summary.passed:,}", _pct(summary.accuracy))
-    table.add_row("failed", f"{summary.failed:,}", _pct(summary.failed_pct))
+    table.add_row("complete", f"{summary.complete:,}", pct(summary.complete_pct))
+    table.add_row("errors", f"{summary.error:,}", pct(summary.error_pct))
+    table.add_row("passed", f"{summary.passed:,}", pct(summary.accuracy))
+    table.add_row("failed", f"{summary.failed:,}", pct(summary.failed_pct))
     table.add_row("not judged", f"{summary.unjudged:,}", "")
-    table.add_row("passed / complete", "", _pct(summary.passed_of_complete))
+    table.add_row("passed / complete", "", pct(summary.passed_of_complete))
     table.add_row("tokens", f"{summary.total_toks:,}", "")
     table.add_row("latency (s)", f"{summary.total_latency:.2f}", "")
     if summary.cost is not None:
@@ -576,7 +573,7 @@ def format_run(run: dict[str, Any], console: Console) -> None:
     console.print(
         Text(
             f"{summary.passed} passed, {summary.failed} failed, {summary.unjudged} not judged, "
-            f"{summary.error} errors of {summary.total} cases; accuracy {_pct(summary.accuracy)}"
+            f"{summary.error} errors of {summary.total} cases; accuracy {pct(summary.accuracy)}"
         )
     )
 
@@ -597,8 +594,8 @@ def render_comparison(cmp: Comparison, console: Console) -> None:
     delta = cmp.accuracy_delta
     table.add_row(
         "accuracy",
-        _pct(a.accuracy),
-        _pct(b.accuracy),
+        pct(a.accuracy),
+        pct(b.accuracy),
         "n/a" if delta is None else _signed(delta, 1, " pts"),
     )
     table.add_row("tokens", f"{a.total_toks:,}", f"{b.total_toks:,}", _signed(cmp.toks_delta))

@@ -22,20 +22,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from masksql_pipe.experiment.stats import pct
+
 MAIN = Path(__file__).resolve().parents[2] / "main.py"
-
-
-def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _interval(figure: dict[str, Any] | None) -> str:
     if not figure or not figure.get("rows"):
         return "n/a"
     low, high = figure.get("ci95") or (None, None)
-    return (
-        f"{_pct(figure['rate'])} [{_pct(low)}, {_pct(high)}] ({figure['count']}/{figure['rows']})"
-    )
+    rate, low, high = (pct(x, fraction=True) for x in (figure["rate"], low, high))
+    return f"{rate} [{low}, {high}] ({figure['count']}/{figure['rows']})"
 
 
 def table_row(label: str, results: dict[str, Any]) -> dict[str, Any]:
@@ -71,10 +68,10 @@ def render(rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             row["configuration"],
             _interval(row["ea"]),
-            _pct((row["ea_original"] or {}).get("rate")),
+            pct((row["ea_original"] or {}).get("rate"), fraction=True),
             _interval(row["leak"]) if row["leak"] else "not audited",
             "n/a" if row["ris"] is None else f"{row['ris']:.3f}",
-            _pct(row["reidentification"]),
+            pct(row["reidentification"], fraction=True),
             str(row["errors"]),
         )
     return table
