@@ -19,7 +19,7 @@ import orjson
 from masksql_pipe.engine.files import check_stage_name
 from masksql_pipe.engine.fingerprints import module_closure, module_closure_digest
 from masksql_pipe.engine.scrub import scrub_text
-from masksql_pipe.errors import error_context
+from masksql_pipe.errors import StageFatal, error_context
 
 ERROR_KEY = "pipe_error"
 """Reserved row key for a per-row failure: ``{"stage", "type", "message"}``."""
@@ -223,7 +223,7 @@ class JsonListTransformer(ABC):
                             f"_process_row returned {type(result).__name__}, expected a dict"
                         )
                 except Exception as exc:
-                    if getattr(exc, "fatal", False):
+                    if isinstance(exc, StageFatal):
                         raise  # e.g. a rejected API key: every other row would fail the same way
                     result = self._failed(row, exc)
                     counter.errors += 1
