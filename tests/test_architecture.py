@@ -73,6 +73,16 @@ def test_pipelines_and_the_default_come_from_entry_points() -> None:
     assert default_pipeline() in declared
 
 
+def test_application_commands_come_from_entry_points() -> None:
+    """The sweep is a subcommand of the one CLI, though the engine never names it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    import masksql_pipe.cli.app as cli
+
+    declared = project["entry-points"][cli.COMMAND_GROUP]
+    assert "sweep" in declared
+    assert set(declared) <= set(cli.command_names())
+
+
 def test_every_imported_package_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = {
