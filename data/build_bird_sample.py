@@ -11,18 +11,15 @@ and returns rows.
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import sys
 from pathlib import Path
 
+from sample_builder import write_sample
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from build_sample import build_database, tables_entry  # noqa: E402
 
 OUT = HERE / "bird"
 
-# Same shape as build_sample.DATABASES: (table, [(column, sqlite type, spider type)],
+# The table shape of sample_builder: (table, [(column, sqlite type, spider type)],
 # primary keys, foreign keys [(column, ref_table, ref_column)], rows).
 DATABASES: dict[str, list[tuple]] = {
     "fuel_cards": [
@@ -242,16 +239,9 @@ QUESTIONS: list[tuple[str, str, str, str, str]] = [
 ]
 
 
-def _dump(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def main() -> None:
     """Write every file of the BIRD-layout sample and check that each gold query runs."""
     OUT.mkdir(parents=True, exist_ok=True)
-    for db_id, tables in DATABASES.items():
-        build_database(OUT / "dev_databases" / db_id / f"{db_id}.sqlite", tables)
-    _dump(OUT / "dev_tables.json", [tables_entry(db, t) for db, t in DATABASES.items()])
     rows = [
         {
             "question_id": i,
@@ -263,17 +253,9 @@ def main() -> None:
         }
         for i, (db, question, evidence, sql, difficulty) in enumerate(QUESTIONS)
     ]
-    _dump(OUT / "dev.json", rows)
-    empty = []
-    for row in rows:
-        db_path = OUT / "dev_databases" / row["db_id"] / f"{row['db_id']}.sqlite"
-        con = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
-        try:
-            if not con.execute(row["SQL"]).fetchall():
-                empty.append(row["question_id"])
-        finally:
-            con.close()
-    print(f"wrote {len(rows)} questions over {len(DATABASES)} databases; empty results: {empty}")
+    write_sample(
+        DATABASES, OUT / "dev_databases", OUT / "dev_tables.json", OUT / "dev.json", rows, "SQL"
+    )
 
 
 if __name__ == "__main__":

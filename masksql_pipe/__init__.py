@@ -23,6 +23,7 @@ _EXPORTS = {
         "JsonListTransformer",
         "RunOptions",
         "StageRun",
+        "WholeListTransformer",
         "current_row_index",
     ),
     "masksql_pipe.errors": (

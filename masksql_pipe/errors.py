@@ -29,6 +29,11 @@ class ModelError(PipeError):
     """A model call failed for good (after retries, or a status that retrying cannot fix)."""
 
 
+class StageFatal(PipeError):
+    """Stops the whole stage instead of failing one row, since every other row would fail the
+    same way (rows already finished are kept)."""
+
+
 _error_context: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "error_context", default=()
 )

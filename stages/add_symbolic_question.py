@@ -6,13 +6,14 @@ import re
 from typing import Any
 
 from masksql_pipe.engine.stage import StageRun
-from stages.answers.oracle import gold_schema_links, name_variants
+from stages.answers.oracle import gold_schema_links
 from stages.base import LocalStage
 from stages.dataset.evidence import mask_evidence
 from stages.privacy.guard import RowGuard, name_forms
 from stages.privacy.stage import KEPT_VALUES_KEY, GuardedStage
 from stages.privacy.text import STOP_WORDS, find_whole, normalize, phrases, visible
 from stages.sql.masking import mask_question
+from stages.sql.names import name_variants
 
 
 def schema_word_links(question: str, row: dict[str, Any], kept: Any) -> dict[str, str]:

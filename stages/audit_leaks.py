@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 from masksql_pipe.engine.records import load_record
-from masksql_pipe.engine.stage import ERROR_KEY, INCOMPLETE_STAT, RowCounter, StageRun
+from masksql_pipe.engine.stage import (
+    ERROR_KEY,
+    INCOMPLETE_STAT,
+    StageRun,
+    WholeListTransformer,
+)
 from masksql_pipe.prompt.log import (
     PROMPT_LOG_STAT,
     PROMPTS_FOLDER,
@@ -34,7 +39,7 @@ def template_words(paths: Iterable[str | Path]) -> list[str]:
     return sorted(words)
 
 
-class AuditLeaks(LocalStage):
+class AuditLeaks(LocalStage, WholeListTransformer):
     """Adds `leaks` ([{kind, text, stage}]) and `leak_audit` ({prompts}) to every row.
 
     For each stage in `llm_stages`, the row's latest logged call (as actually sent) is scanned
@@ -119,17 +124,9 @@ class AuditLeaks(LocalStage):
             row["leak_audit"].update(missing=missing, unverified=unverified)
         return row
 
-    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError("AuditLeaks audits in process_rows")  # pragma: no cover
-
-    async def process_rows(
-        self,
-        rows: list[dict[str, Any]],
-        indices: Iterable[int],
-        on_done: Callable[[int, dict[str, Any]], None],
-        counter: RowCounter,
-        concurrency: int,
-    ) -> None:
+    async def process_list(
+        self, rows: list[dict[str, Any]], indices: list[int]
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         """Audit every row, failed ones included (their prompts may have gone out); the run's
         audit figures go to the stage's stats, for summaries and reports."""
         audited: list[dict[str, Any]] = []
@@ -140,10 +137,8 @@ class AuditLeaks(LocalStage):
             except Exception as exc:  # a missing database: the row says so
                 if ERROR_KEY not in row:  # a failed row keeps the error it already has
                     row = self.failed_row(row, exc)
-                    counter.errors += 1
             audited.append(row)
-            on_done(index, row)
-            counter.done += 1
+            yield index, row
         figures = summarize_leaks(audited)
         self.stats["leak_audit"] = figures
         kinds = ", ".join(f"{k} {v}" for k, v in figures["by_kind"].items())

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from masksql_pipe.lm.base import Model
-from stages.answers.oracle import gold_schema_items, name_variants
+from stages.answers.oracle import gold_schema_items
 from stages.answers.replies import parse_json_reply, render_schema_items_reply
 from stages.base import ModelStage
+from stages.sql.names import name_variants
 from stages.sql.schema import Schema
 
 

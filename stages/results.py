@@ -4,28 +4,21 @@ to the stage's stats as `charts` sections, so the run log and its HTML report ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from masksql_pipe.engine.stage import JsonListTransformer, RowCounter
+from masksql_pipe.engine.stage import WholeListTransformer
 from stages.metrics.breakdowns import figure_sections, research_figures
 from stages.privacy.audit import summarize_leaks
 
 
-class Results(JsonListTransformer):
+class Results(WholeListTransformer):
     """Pass-through stage that names the final file (`N_Results.json`)."""
 
-    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        return row
-
-    async def process_rows(
-        self,
-        rows: list[dict[str, Any]],
-        indices: Iterable[int],
-        on_done: Callable[[int, dict[str, Any]], None],
-        counter: RowCounter,
-        concurrency: int,
-    ) -> None:
+    async def process_list(
+        self, rows: list[dict[str, Any]], indices: list[int]
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         """Pass the rows through, then chart the run's figures over all of them."""
-        await super().process_rows(rows, indices, on_done, counter, concurrency)
+        for index in indices:
+            yield index, rows[index]
         self.stats["charts"] = figure_sections(research_figures(rows), summarize_leaks(rows))

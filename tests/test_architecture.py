@@ -73,6 +73,16 @@ def test_pipelines_and_the_default_come_from_entry_points() -> None:
     assert default_pipeline() in declared
 
 
+def test_application_commands_come_from_entry_points() -> None:
+    """The sweep is a subcommand of the one CLI, though the engine never names it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    import masksql_pipe.cli.app as cli
+
+    declared = project["entry-points"][cli.COMMAND_GROUP]
+    assert "sweep" in declared
+    assert set(declared) <= set(cli.command_names())
+
+
 def test_every_imported_package_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = {
@@ -90,6 +100,49 @@ def test_every_imported_package_is_declared() -> None:
             if not owners & declared:
                 missing.setdefault(top, path.relative_to(ROOT))
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def _module_name(path: Path) -> str:
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or round a loop (Tarjan)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        order[node] = low[node] = len(order)
+        stack.append(node)
+        for other in graph[node]:
+            if other not in order:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], order[other])
+        if low[node] == order[node]:
+            group = stack[stack.index(node) :]
+            del stack[stack.index(node) :]
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return found
+
+
+def test_no_import_circle() -> None:
+    """Every import, typing-only ones too, points one way: a shared type lives below both."""
+    modules = {_module_name(path): path for path in sources(*PACKAGES)}
+    graph = {
+        name: {other for other in imports_of(path) if other in modules and other != name}
+        for name, path in modules.items()
+    }
+    assert _circles(graph) == []
 
 
 def test_one_read_only_authorizer() -> None:

@@ -356,10 +356,36 @@ def _bookkeeping_note() -> str:
     return f"bookkeeping lives in DIR/{BOOKKEEPING_DIR}"
 
 
+COMMAND_GROUP = "masksql_pipe.commands"
+"""Entry-point group of an installed application's own subcommands (name -> function)."""
+
+
 def _register_commands() -> None:
     from masksql_pipe.cli.experiment import register
 
     register(app)
+
+
+def installed_commands() -> dict[str, Any]:
+    """The `masksql_pipe.commands` entry points by name, not loaded: loading one imports its
+    application, which only that command (never `--help`) should pay for."""
+    import importlib.metadata
+
+    found = importlib.metadata.entry_points(group=COMMAND_GROUP)
+    return {entry.name: entry for entry in sorted(found, key=lambda entry: entry.name)}
+
+
+def _load_command(name: str) -> None:
+    """Register the installed command ``name`` on first use, as pipelines arrive: the engine
+    names no application. One that cannot load says so on one line (exit 2)."""
+    if name in {info.name for info in app.registered_commands}:
+        return
+    entry = installed_commands()[name]
+    try:
+        function = entry.load()
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"command {name!r} ({entry.value}) cannot load: {exc}") from None
+    app.command(name)(function)
 
 
 _register_commands()
@@ -370,8 +396,9 @@ PIPELINE_COMMANDS = ("run", "status", "rerun")
 
 
 def command_names() -> list[str]:
-    """Every subcommand, as registered on the app: the one list of commands."""
-    return [info.name for info in app.registered_commands if info.name]
+    """Every subcommand, as registered on the app or installed: the one list of commands."""
+    names = [info.name for info in app.registered_commands if info.name]
+    return names + [name for name in installed_commands() if name not in names]
 
 
 def _command_options(name: str) -> tuple[set[str], set[str]]:
@@ -459,6 +486,14 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     _converted_options.clear()  # main() may run several times in one process (tests)
     commands = command_names()
+    installed = list(installed_commands())
+    if args and args[0] in installed:
+        try:
+            _load_command(args[0])
+        except ConfigError as exc:
+            raise SystemExit(fail(str(exc)).exit_code) from None
+    elif installed:
+        app.info.epilog = f"Installed commands (see COMMAND --help): {', '.join(installed)}."
     if args and args[0] not in commands and args[0] not in ("--help", "-h"):
         if not args[0].startswith("-") and "=" not in args[0]:
             raise SystemExit(_unknown_command(args[0], commands))

@@ -9,7 +9,7 @@ import hashlib
 import inspect
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +19,7 @@ import orjson
 from masksql_pipe.engine.files import check_stage_name
 from masksql_pipe.engine.fingerprints import module_closure, module_closure_digest
 from masksql_pipe.engine.scrub import scrub_text
-from masksql_pipe.errors import error_context
+from masksql_pipe.errors import StageFatal, error_context
 
 ERROR_KEY = "pipe_error"
 """Reserved row key for a per-row failure: ``{"stage", "type", "message"}``."""
@@ -101,6 +101,8 @@ class JsonListTransformer(ABC):
     """
 
     version: ClassVar[str] = "1"
+    whole_list: ClassVar[bool] = False
+    """True for a stage that needs every row at once (see WholeListTransformer)."""
     concurrency: int | None = None
     """Upper bound on rows in flight for this stage (None: the run's setting)."""
 
@@ -234,7 +236,7 @@ class JsonListTransformer(ABC):
                             f"_process_row returned {type(result).__name__}, expected a dict"
                         )
                 except Exception as exc:
-                    if getattr(exc, "fatal", False):
+                    if isinstance(exc, StageFatal):
                         raise  # e.g. a rejected API key: every other row would fail the same way
                     result = self._failed(row, exc)
                     counter.errors += 1
@@ -276,6 +278,42 @@ class JsonListTransformer(ABC):
     @property
     def _tracebacks(self) -> list[tuple[int | None, str]]:
         return self.__dict__.setdefault("_traceback_list", [])
+
+
+class WholeListTransformer(JsonListTransformer):
+    """A stage that works on the whole list at once (an audit or figures over every row):
+    ``process_list`` sees all rows, has no per-row step, and may set ``stats`` at the end."""
+
+    whole_list: ClassVar[bool] = True
+    """Declares that the stage needs the whole file: an engine that streams rows must hand it
+    every row before it can finish."""
+
+    @abstractmethod
+    def process_list(
+        self, rows: list[dict[str, Any]], indices: list[int]
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """Yield ``(index, row)`` for each of ``indices`` as its row is done (``rows`` is the
+        whole list, rows failed earlier included); a row it cannot do is yielded as
+        ``self.failed_row(row, exc)``."""
+
+    async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        raise TypeError(f"{self.name} works on the whole list: it has no per-row step")
+
+    async def process_rows(
+        self,
+        rows: list[dict[str, Any]],
+        indices: Iterable[int],
+        on_done: Callable[[int, dict[str, Any]], None],
+        counter: RowCounter,
+        concurrency: int,
+    ) -> None:
+        """Record each row ``process_list`` yields; a row that newly carries an error counts
+        as one (a row failed by an earlier stage keeps its error and is not counted again)."""
+        async for index, row in self.process_list(rows, list(indices)):
+            if ERROR_KEY in row and ERROR_KEY not in rows[index]:
+                counter.errors += 1
+            on_done(index, row)
+            counter.done += 1
 
 
 def fingerprint_of(parts: dict[str, Any]) -> str:

@@ -15,6 +15,8 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
+from masksql_pipe.experiment.stats import pct
+
 BAR_WIDTH = 320
 ROW_HEIGHT = 22
 LABEL_WIDTH = 230
@@ -29,10 +31,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _x(value: float) -> float:
@@ -80,10 +78,12 @@ def rate_chart(rates: Iterable[dict[str, Any]]) -> str:
         counts = ""
         if item.get("rows") is not None:
             counts = f" ({_e(item.get('count'))}/{_e(item.get('rows'))})"
-        interval = f" [{_pct(low)}, {_pct(high)}]" if low is not None else ""
+        interval = (
+            f" [{pct(low, fraction=True)}, {pct(high, fraction=True)}]" if low is not None else ""
+        )
         parts.append(
             f'<text x="{LABEL_WIDTH + BAR_WIDTH + 8}" y="{mid + 4}" font-size="12">'
-            f"{_pct(rate)}{interval}{counts}</text>"
+            f"{pct(rate, fraction=True)}{interval}{counts}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)

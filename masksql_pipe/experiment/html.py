@@ -23,6 +23,7 @@ from masksql_pipe.experiment.report import (
     summarize,
 )
 from masksql_pipe.experiment.significance import paired_test
+from masksql_pipe.experiment.stats import pct
 
 __all__ = ["comparison_html", "run_html"]
 
@@ -82,10 +83,6 @@ def _cell(value: Any) -> str:
 
 def _num(value: float, digits: int = 0) -> _Html:
     return _Html(f"{value:,.{digits}f}")
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}%"
 
 
 def _signed(value: float | None, digits: int = 0, unit: str = "") -> str:
@@ -180,17 +177,17 @@ def _meta(run: dict[str, Any], summary: Summary) -> str:
 
 def _cards(summary: Summary) -> str:
     cards = [
-        (_pct(summary.accuracy), f"accuracy: {summary.passed} passed of {summary.total} cases"),
+        (pct(summary.accuracy), f"accuracy: {summary.passed} passed of {summary.total} cases"),
         (
-            _pct(summary.passed_of_complete),
+            pct(summary.passed_of_complete),
             f"passed of complete: {summary.passed} / {summary.complete}",
         ),
         (
             f"{summary.passed} / {summary.complete} / {summary.total}",
             "passed / complete / total",
         ),
-        (f"{summary.error:,}", f"errors ({_pct(summary.error_pct)})"),
-        (f"{summary.failed:,}", f"failed ({_pct(summary.failed_pct)})"),
+        (f"{summary.error:,}", f"errors ({pct(summary.error_pct)})"),
+        (f"{summary.failed:,}", f"failed ({pct(summary.failed_pct)})"),
         (f"{summary.unjudged:,}", "complete, not judged"),
         (f"{summary.total_toks:,}", "tokens (sum over cases)"),
         (f"{summary.total_latency:.2f} s", "latency (sum over cases)"),
@@ -218,7 +215,7 @@ def _funnel(stages: list[StageRow]) -> str:
             _bar(percent(stage.rows, most)),
             _num(stage.errors),
             _bar(percent(stage.errors, stage.rows), error=True),
-            _pct(percent(stage.errors, stage.rows)),
+            pct(percent(stage.errors, stage.rows)),
         ]
         for stage in stages
     ]
@@ -382,7 +379,7 @@ def _metrics(cmp: Comparison) -> str:
         ["passed", _num(a.passed), _num(b.passed), _signed(b.passed - a.passed)],
         ["failed", _num(a.failed), _num(b.failed), _signed(b.failed - a.failed)],
         ["errors", _num(a.error), _num(b.error), _signed(b.error - a.error)],
-        ["accuracy", _pct(a.accuracy), _pct(b.accuracy), _signed(cmp.accuracy_delta, 1, " pts")],
+        ["accuracy", pct(a.accuracy), pct(b.accuracy), _signed(cmp.accuracy_delta, 1, " pts")],
         ["tokens", _num(a.total_toks), _num(b.total_toks), _signed(cmp.toks_delta)],
         [
             "latency (s)",

@@ -8,7 +8,7 @@ cases one run could not judge, or that only one run has, are left out and counte
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from masksql_pipe.experiment.stats import (
     Interval,
@@ -16,9 +16,7 @@ from masksql_pipe.experiment.stats import (
     mcnemar_exact,
     paired_bootstrap_difference,
 )
-
-if TYPE_CHECKING:
-    from masksql_pipe.experiment.report import Summary
+from masksql_pipe.experiment.summary import Summary
 
 JUDGED = ("passed", "failed", "error")
 

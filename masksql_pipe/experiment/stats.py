@@ -16,6 +16,14 @@ DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 20240601
 
 
+def pct(value: float | None, *, digits: int = 1, fraction: bool = False) -> str:
+    """The one percentage format of reports: `12.5%` from a percentage, or from a fraction
+    with ``fraction=True``; `n/a` where there is nothing to measure (None)."""
+    if value is None:
+        return "n/a"
+    return f"{100 * value if fraction else value:.{digits}f}%"
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with a (low, high) confidence interval."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from masksql_pipe.errors import ConfigError, PipeError
+from masksql_pipe.errors import ConfigError, StageFatal
 from masksql_pipe.lm.base import Completion, Messages
 
 _SCHEMA = """
@@ -41,14 +41,12 @@ def cache_key(settings: dict[str, Any], messages: Messages) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-class CacheDamaged(PipeError):
+class CacheDamaged(StageFatal):
     """The cache file is damaged: the stage stops (exit 2), so no good row becomes an error row.
 
     Bypassing the cache instead would silently pay again for every answer; stopping keeps the
     journaled rows and tells the user the one command that fixes it.
     """
-
-    fatal = True
 
     def __init__(self, path: Path, exc: BaseException) -> None:
         super().__init__(

@@ -21,7 +21,7 @@ import openai
 import orjson
 
 from masksql_pipe.engine.scrub import register_secret, scrub_text
-from masksql_pipe.errors import ConfigError, ModelError
+from masksql_pipe.errors import ConfigError, ModelError, StageFatal
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
 from masksql_pipe.lm.direct import DirectChat
 from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
@@ -30,23 +30,17 @@ from masksql_pipe.lm.pricing import cached_tokens
 from masksql_pipe.lm.request_fields import check_structured, effective_sampling, response_format
 
 
-class ModelRejected(ModelError):
-    """The endpoint refused the model or the key (401/403/404): retrying or other rows won't help.
-
-    `fatal` tells the engine this should stop the stage rather than fail one row.
-    """
-
-    fatal = True
+class ModelRejected(ModelError, StageFatal):
+    """The endpoint refused the model or the key (401/403/404): retrying or other rows won't help,
+    so it stops the stage rather than failing one row."""
 
 
-class ModelUnreachable(ModelError):
+class ModelUnreachable(ModelError, StageFatal):
     """The endpoint refused connections through every retry: it is down for all rows alike.
 
-    `fatal` stops the stage (rows already finished are kept) instead of letting every other
-    row spend the same minute of retries before failing the same way.
+    It stops the stage (rows already finished are kept) instead of letting every other row
+    spend the same minute of retries before failing the same way.
     """
-
-    fatal = True
 
 
 class ClientPool:

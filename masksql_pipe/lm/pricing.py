@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from masksql_pipe.errors import ConfigError, PipeError
+from masksql_pipe.errors import ConfigError, StageFatal
 
 DEFAULT_OUTPUT_BOUND = 1000
 """Completion tokens assumed per call by a budget estimate when no max_tokens is set."""
@@ -61,11 +61,10 @@ def parse_price(where: str, value: Any) -> Price | None:
     return Price(**validate_part(PriceEntry, value, where, "price").model_dump())
 
 
-class BudgetExceeded(PipeError):
+class BudgetExceeded(StageFatal):
     """The run would spend more than `--budget`: it stops before sending (exit 2, rows kept)."""
 
     exit_code = 2
-    fatal = True
 
 
 class Budget:

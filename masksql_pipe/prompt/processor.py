@@ -25,7 +25,7 @@ from masksql_pipe.engine.stage import (
     StageRun,
     current_row_index,
 )
-from masksql_pipe.errors import ConfigError, ModelError
+from masksql_pipe.errors import ConfigError, ModelError, StageFatal
 from masksql_pipe.lm.base import Completion, Messages, Model
 from masksql_pipe.lm.cache import ResponseCache, cache_key
 from masksql_pipe.lm.registry import ModelRegistry
@@ -342,7 +342,7 @@ class PromptProcessor(JsonListTransformer):
                     )
                 value = self._process_output(row, completion.text)
             except Exception as exc:
-                if isinstance(exc, ConfigError) or getattr(exc, "fatal", False):
+                if isinstance(exc, ConfigError | StageFatal):
                     raise
                 reason = f"{type(exc).__name__}: {exc}"
                 cache = self._cache

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from stages.sql.masking import compared_column, in_limit, literal_value, mask_sql, schema_is_name
+from stages.sql.names import name_variants
 from stages.sql.schema import Schema
 from stages.sql.symbols import SymbolTable
 from stages.sql.tokens import Kind, Role, name_refs, tokenize
@@ -126,28 +127,6 @@ def gold_schema_items(sql: str, schema: Schema) -> dict[str, list[str]]:
             c.name for c in tab.columns if low in everything or c.name.lower() in used[low]
         ]
     return result
-
-
-def name_variants(name: str) -> list[str]:
-    """Ways a question may write a schema name: as is, `_` as spaces, simple plural/singular."""
-    base = {name, name.replace("_", " ")}
-    out: set[str] = set()
-    for form in base:
-        out.add(form)
-        low = form.lower()
-        if low.endswith("ies"):
-            out.add(form[:-3] + "y")
-        elif low.endswith(("ses", "xes", "ches", "shes")):
-            out.update((form[:-2], form[:-1]))  # classes -> class, courses -> course
-        elif low.endswith("s") and not low.endswith("ss"):
-            out.add(form[:-1])
-        if low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
-            out.add(form[:-1] + "ies")
-        elif low.endswith(("s", "x", "ch", "sh")):
-            out.add(form + "es")
-        else:
-            out.add(form + "s")
-    return sorted((v for v in out if v.strip()), key=lambda v: (-len(v), v))
 
 
 def gold_schema_links(

@@ -14,9 +14,9 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from stages.answers.oracle import name_variants
 from stages.privacy.text import normalize
 from stages.sql.masking import mask_question
+from stages.sql.names import name_variants
 from stages.sql.schema import Schema
 from stages.sql.symbols import SymbolTable
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from masksql_pipe.engine.stage import ERROR_KEY
-from masksql_pipe.experiment.stats import bootstrap_proportion
+from masksql_pipe.experiment.stats import bootstrap_proportion, pct
 from stages.metrics.hardness import HARDNESS_LEVELS, hardness
 
 EA_FIELDS = {
@@ -140,19 +140,13 @@ def research_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
-
-
 def _rate_text(figure: dict[str, Any] | None) -> str:
     """`50.00% (2/4; 95% CI 10.00%-90.00%)`."""
     if not figure or not figure.get("rows"):
         return "n/a"
     ci = figure.get("ci95") or [None, None]
-    return (
-        f"{_pct(figure['rate'])} ({figure['count']}/{figure['rows']}; "
-        f"95% CI {_pct(ci[0])}-{_pct(ci[1])})"
-    )
+    rate, low, high = (pct(x, digits=2, fraction=True) for x in (figure["rate"], ci[0], ci[1]))
+    return f"{rate} ({figure['count']}/{figure['rows']}; 95% CI {low}-{high})"
 
 
 EA_LABELS = {

@@ -1,9 +1,9 @@
 """Sweep: run several configurations over one dataset folder and print the privacy-utility
 table (EA and leak rate per configuration, with 95% intervals).
 
-    python -m stages.metrics.sweep --data data masksql unmasked "masksql schema=full" slm-only
+    python main.py sweep --data data masksql unmasked "masksql schema=full" slm-only
 
-Each argument is one configuration: a pipeline name, then settings as `main.py` takes them.
+Each argument is one configuration: a pipeline name, then settings as `run` takes them.
 The runs go one after another through the real CLI in the same folder (the response cache
 serves what an earlier configuration already asked); after each, its `results.json` is kept
 as `DIR/.masksql_pipe/sweep/<n>.json` and the table is written to `DIR/.masksql_pipe/sweep.json`.
@@ -11,31 +11,31 @@ as `DIR/.masksql_pipe/sweep/<n>.json` and the table is written to `DIR/.masksql_
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-MAIN = Path(__file__).resolve().parents[2] / "main.py"
+from masksql_pipe.cli.options import DataOpt
+from masksql_pipe.errors import InputError
+from masksql_pipe.experiment.stats import pct
 
-
-def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+CLI = ("-c", "from masksql_pipe.cli.app import main; main()")
+"""How a configuration runs: the one CLI, in a new interpreter (each run starts clean)."""
 
 
 def _interval(figure: dict[str, Any] | None) -> str:
     if not figure or not figure.get("rows"):
         return "n/a"
     low, high = figure.get("ci95") or (None, None)
-    return (
-        f"{_pct(figure['rate'])} [{_pct(low)}, {_pct(high)}] ({figure['count']}/{figure['rows']})"
-    )
+    rate, low, high = (pct(x, fraction=True) for x in (figure["rate"], low, high))
+    return f"{rate} [{low}, {high}] ({figure['count']}/{figure['rows']})"
 
 
 def table_row(label: str, results: dict[str, Any]) -> dict[str, Any]:
@@ -71,10 +71,10 @@ def render(rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             row["configuration"],
             _interval(row["ea"]),
-            _pct((row["ea_original"] or {}).get("rate")),
+            pct((row["ea_original"] or {}).get("rate"), fraction=True),
             _interval(row["leak"]) if row["leak"] else "not audited",
             "n/a" if row["ris"] is None else f"{row['ris']:.3f}",
-            _pct(row["reidentification"]),
+            pct(row["reidentification"], fraction=True),
             str(row["errors"]),
         )
     return table
@@ -90,7 +90,7 @@ def run_sweep(data: Path, configurations: list[str], console: Console) -> int:
         if not words:
             console.print("[red]error:[/red] empty configuration")
             return 2
-        args = [sys.executable, str(MAIN), "--data", str(data), "--pipeline", words[0], *words[1:]]
+        args = [sys.executable, *CLI, "run", "--data", str(data), "--pipeline", *words]
         console.print(f"[bold]{n}/{len(configurations)}[/bold] {label}", highlight=False)
         proc = subprocess.run(args, capture_output=True, text=True)
         results_file = data / "results.json"
@@ -107,19 +107,18 @@ def run_sweep(data: Path, configurations: list[str], console: Console) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: --data DIR CONFIGURATION..."""
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.metrics.sweep", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--data", type=Path, required=True, help="the dataset folder")
-    parser.add_argument("configurations", nargs="+", help='e.g. masksql "masksql schema=full"')
-    args = parser.parse_args(argv)
-    if not args.data.is_dir():
-        print(f"error: {args.data}: data folder not found", file=sys.stderr)
-        return 2
-    return run_sweep(args.data, args.configurations, Console())
+def sweep_command(
+    data: DataOpt,
+    configurations: Annotated[
+        list[str], typer.Argument(help='Each a pipeline and its settings: "masksql schema=full".')
+    ],
+) -> None:
+    """Run several configurations over DIR one after another; print the privacy-utility table.
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Kept: each run's results as DIR/.masksql_pipe/sweep/<n>.json, the table as sweep.json.
+    """
+    if not data.is_dir():
+        raise InputError(f"{data}: data folder not found")
+    code = run_sweep(data, configurations, Console())
+    if code:
+        raise typer.Exit(code)

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from masksql_pipe.errors import ConfigError
-from stages.answers.oracle import name_variants
 from stages.privacy.text import (
     DATE,
     NUMBER,
@@ -38,6 +37,7 @@ from stages.privacy.text import (
 )
 from stages.privacy.value_index import Cell, ValueIndex
 from stages.sql.masking import symbolic_schema
+from stages.sql.names import name_variants
 from stages.sql.schema import Schema, parse_type, type_secrets
 from stages.sql.symbols import SymbolTable
 from stages.sql.tokens import KEYWORDS

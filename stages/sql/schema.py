@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from masksql_pipe.errors import InputError
+from stages.sql.names import name_stem
 from stages.sql.tokens import quote_identifier
 
 
@@ -182,18 +183,6 @@ DECLARED_TYPE = re.compile(
 
 AFFINITIES = ("integer", "text", "blob", "real", "numeric")
 """SQLite's five column affinities: the neutral types a symbolic schema may always show."""
-
-
-def name_stem(text: str) -> str:
-    """`text` lower case, `_` as spaces, runs of spaces as one, a plural ending dropped."""
-    low = " ".join(text.replace("_", " ").lower().split())
-    if low.endswith("ies") and len(low) > 3:
-        return low[:-3] + "y"
-    if low.endswith(("ses", "xes", "ches", "shes")):
-        return low[:-2]
-    if low.endswith("s") and not low.endswith("ss") and len(low) > 1:
-        return low[:-1]
-    return low
 
 
 def parse_type(declared: str) -> tuple[list[str], str] | None:

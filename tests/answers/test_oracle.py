@@ -13,7 +13,6 @@ from stages.answers.oracle import (
     gold_schema_links,
     gold_symbolic_sql,
     gold_values,
-    name_variants,
 )
 from stages.answers.replies import (
     ReplyParseError,
@@ -123,13 +122,6 @@ def test_schema_links_plural_underscore_and_values_excluded() -> None:
         "WHERE T2.Name = 'Name'"
     )
     assert gold_schema_links(q, sql, DE) == {"Städte": "Städte"}
-
-
-def test_name_variants() -> None:
-    assert set(name_variants("country")) == {"country", "countries"}
-    assert set(name_variants("singer_id")) == {"singer_id", "singer id", "singer_ids", "singer ids"}
-    assert "classes" in name_variants("class")
-    assert "course" in name_variants("courses")
 
 
 def test_symbolic_sql_uses_row_symbols_without_changing_them() -> None:

@@ -22,8 +22,10 @@ from masksql_pipe import (
     Pipeline,
     RunOptions,
     SpecError,
+    WholeListTransformer,
     current_row_index,
 )
+from masksql_pipe.engine.stage import RowCounter
 from tests.conftest import load, write_rows
 from tests.helpers_stages import AddNumber, Logged, side_counts
 
@@ -380,3 +382,40 @@ def test_dotted_paths() -> None:
     with pytest.raises(KeyError, match="'s' is not a mapping"):
         set_path(row, "s.x", 1)
     assert row["s"] == "text"  # a value is never overwritten to make room
+
+
+class Rank(WholeListTransformer):
+    """Each row's rank by x among all rows: only a whole-list stage can know it."""
+
+    async def process_list(self, rows, indices):
+        order = sorted(range(len(rows)), key=lambda i: rows[i]["x"])
+        for index in indices:
+            row = rows[index]
+            if row["x"] < 0:
+                yield index, self.failed_row(row, ValueError("negative x"))
+                continue
+            row["rank"] = order.index(index) + 1
+            yield index, row
+        self.stats["ranked"] = len(indices)
+
+
+async def test_a_whole_list_stage_sees_every_row_and_fails_rows_one_by_one(
+    tmp_path: Path,
+) -> None:
+    earlier = {"stage": "Before", "type": "X", "message": "failed before"}
+    rows = [{"x": 30}, {"x": -1}, {"x": 10}, {"x": 20, ERROR_KEY: earlier}]
+    write_rows(tmp_path / "1_input.json", rows)
+    pipeline = Pipeline([Rank()])
+    out = load(await pipeline.run(tmp_path / "1_input.json"))
+    assert [row.get("rank") for row in out] == [4, None, 2, 3]  # -1 ranks first, then fails
+    assert out[1][ERROR_KEY]["message"] == "negative x"
+    assert out[3][ERROR_KEY] == earlier  # failed earlier: still seen, its error kept
+    assert pipeline.reports[0].errors == 1
+    assert pipeline.reports[0].stats == {"ranked": 4}
+    assert Rank.whole_list and not AddOne.whole_list
+    counter, done = RowCounter(), {}  # the live progress counts the newly failed row alone
+    fresh = orjson.loads(orjson.dumps(rows))
+    await Rank().process_rows(fresh, range(4), done.__setitem__, counter, 1)
+    assert (counter.done, counter.errors, sorted(done)) == (4, 1, [0, 1, 2, 3])
+    with pytest.raises(TypeError, match="whole list"):
+        await Rank()._process_row({"x": 1})

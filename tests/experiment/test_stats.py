@@ -10,6 +10,7 @@ from masksql_pipe.experiment.stats import (
     bootstrap_proportion,
     mcnemar_exact,
     paired_bootstrap_difference,
+    pct,
     wilson_interval,
 )
 
@@ -96,3 +97,14 @@ def test_wilson_interval_matches_textbook_values() -> None:
     assert wilson_interval(0, 0).estimate is None
     with pytest.raises(ValueError):
         wilson_interval(11, 10)
+
+
+def test_pct_is_the_one_percentage_format() -> None:
+    """Percent or fraction in, one decimal unless told, `n/a` for nothing measured."""
+    assert pct(None) == "n/a"
+    assert pct(None, digits=2, fraction=True) == "n/a"
+    assert pct(12.25) == "12.2%"
+    assert pct(80) == "80.0%"
+    assert pct(0.125, fraction=True) == "12.5%"
+    assert pct(0.125, digits=2, fraction=True) == "12.50%"
+    assert pct(0, fraction=True) == "0.0%"

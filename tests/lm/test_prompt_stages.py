@@ -9,7 +9,7 @@ import pytest
 
 from masksql_pipe.engine.pipeline import Pipeline
 from masksql_pipe.engine.stage import ERROR_KEY, RunOptions
-from masksql_pipe.errors import ConfigError, ModelError
+from masksql_pipe.errors import ConfigError, ModelError, StageFatal
 from masksql_pipe.lm import ModelRegistry
 from masksql_pipe.lm.registry import ModelSpec
 from masksql_pipe.loopback.server import LoopbackServer
@@ -278,6 +278,6 @@ async def test_unreachable_endpoint_stops_the_stage_once(tmp_path: Path) -> None
     with pytest.raises(ModelError, match="cannot connect") as info:
         await pipeline.run(path)
     await registry.aclose()
-    assert getattr(info.value, "fatal", False)
+    assert isinstance(info.value, StageFatal)
     assert SECRET not in str(info.value)
     assert not (tmp_path / "2_Ask.json").exists()  # nothing that looks finished

@@ -1,4 +1,5 @@
-"""The sweep runs configurations through the real CLI and tabulates EA and leak rate."""
+"""`main.py sweep` (an application command from an entry point) runs configurations through
+the real CLI and tabulates EA and leak rate."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def sweep(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env["COLUMNS"] = "250"
     return subprocess.run(
-        [sys.executable, "-m", "stages.metrics.sweep", *args],
+        [sys.executable, "main.py", "sweep", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -49,3 +50,7 @@ def test_sweep_tabulates_each_configuration(tmp_path: Path):
     proc = sweep("--data", str(data), "masksql schema=partial")
     assert proc.returncode == 2
     assert "configuration 'masksql schema=partial'" in proc.stdout
+
+    proc = sweep("--data", str(tmp_path / "absent"), "masksql")
+    assert proc.returncode == 2
+    assert f"{tmp_path / 'absent'}: data folder not found" in proc.stderr

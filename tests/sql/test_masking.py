@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.answers.oracle import gold_schema_items, gold_schema_links, gold_values, name_variants
+from stages.answers.oracle import gold_schema_items, gold_schema_links, gold_values
 from stages.sql.exec_match import exec_match
 from stages.sql.masking import (
     mask_question,
@@ -19,6 +19,7 @@ from stages.sql.masking import (
     symbolic_schema,
     unmask_sql,
 )
+from stages.sql.names import name_variants
 from stages.sql.schema import Schema, load_schema
 from stages.sql.symbols import SymbolTable
 from stages.sql.tokens import Kind, tokenize, unquote_string
