@@ -8,7 +8,7 @@ from typing import Any
 from masksql_pipe.engine.stage import StageRun
 from stages.answers.oracle import gold_schema_links
 from stages.base import LocalStage
-from stages.dataset.evidence import mask_evidence
+from stages.dataset.evidence import mask_evidence, register_meanings
 from stages.privacy.guard import RowGuard, name_forms
 from stages.privacy.stage import KEPT_VALUES_KEY, GuardedStage
 from stages.privacy.text import STOP_WORDS, find_whole, normalize, phrases, visible
@@ -152,6 +152,9 @@ class AddSymbolicQuestion(GuardedStage, LocalStage):
             lowered = {str(t).lower() for t in links}
             links.update({t: i for t, i in extra.items() if t.lower() not in lowered})
         symbols = self.symbols(row)
+        if has_evidence:  # a meaning the evidence gives a value is masked as that value
+            kept = row.get(KEPT_VALUES_KEY) or ()
+            register_meanings(visible(str(evidence)), self.full_schema(row), symbols, kept)
         guard = await self.row_guard(row, symbols)
         links = checked_links(asked, links, guard)
         question = mask_question(asked, None, links, symbols)

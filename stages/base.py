@@ -13,7 +13,7 @@ from masksql_pipe.lm.base import Model
 from masksql_pipe.prompt.processor import PromptProcessor
 from stages.dataset.spider import DatasetMixin, default_template
 from stages.privacy.stage import GuardedStage
-from stages.sql.execution import ExecResult, run_sql
+from stages.sql.execution import ExecResult, run_sql, shared_budget
 
 
 class ExecutionLimits(BaseModel):
@@ -25,6 +25,12 @@ class ExecutionLimits(BaseModel):
     timeout: float = Field(5.0, gt=0, description="seconds before a query is interrupted")
     max_rows: int = Field(10000, ge=1, description="rows fetched at most")
     keep_rows: int = Field(5, ge=0, description="first rows kept in the row's summary")
+    max_result_mb: int = Field(
+        64, ge=1, description="MB one query's result may hold while fetched (else an error)"
+    )
+    max_total_mb: int = Field(
+        256, ge=1, description="MB the queries running at once may hold together"
+    )
 
 
 class SqlExecution(DatasetMixin):
@@ -40,7 +46,15 @@ class SqlExecution(DatasetMixin):
 
     def run(self, path: Path, sql: str) -> ExecResult:
         """Run `sql` read-only within the limits (blocking: call from a worker thread)."""
-        return run_sql(path, sql, timeout=self.limits.timeout, max_rows=self.limits.max_rows)
+        limits = self.limits
+        return run_sql(
+            path,
+            sql,
+            timeout=limits.timeout,
+            max_rows=limits.max_rows,
+            max_bytes=limits.max_result_mb * 1_000_000,
+            budget=shared_budget(max(limits.max_total_mb, limits.max_result_mb) * 1_000_000),
+        )
 
     async def execute(self, row: dict[str, Any], sql: str) -> dict[str, Any]:
         """Run `sql` on the row's database in a worker thread; the summary the row keeps."""

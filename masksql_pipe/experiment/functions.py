@@ -91,14 +91,17 @@ class FunctionStage(JsonListTransformer):
         cache = getattr(self, "_cache", None)
         self._price = getattr(model, "price", None)  # dollars for what the function returns
         if model.offline or cache is None:
-            return await model.complete(messages, **kwargs)
+            return (await model.complete(messages, **kwargs)).scrubbed()
         from masksql_pipe.lm.cache import cache_key
 
         budget = kwargs.get("max_tokens")
         key = cache_key(model.call_settings(max_tokens=budget), messages)
-        return await cache.fetch(
-            key, lambda: model.complete(messages, **kwargs), lookup=self._lookup
-        )
+
+        async def ask() -> Any:
+            return (await model.complete(messages, **kwargs)).scrubbed()
+
+        found = await cache.fetch(key, ask, lookup=self._lookup)
+        return found.scrubbed()  # also an answer cached before scrubbing
 
     async def _call(
         self, calls: list[tuple[Any, Any]], model: Any, messages: Any, **kwargs: Any

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextvars
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from masksql_pipe.engine.scrub import scrub_text
 
 Messages = list[dict[str, str]]
 
@@ -36,6 +38,12 @@ class Completion:
     def total_tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+    def scrubbed(self) -> Completion:
+        """This answer with any key the model echoed replaced by `***` (itself when clean):
+        what callers keep, cache, log or send back in a retry prompt."""
+        text = scrub_text(self.text)
+        return self if text == self.text else replace(self, text=text)
 
 
 def estimate_tokens(text: str) -> int:

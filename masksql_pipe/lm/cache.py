@@ -2,7 +2,9 @@
 
 The key covers the model's settings (id, endpoint, sampling, reply budget, response format) and
 the exact messages; only answers the stage accepted are stored (the caller stores them once it
-has parsed them). Identical prompts in flight share one call.
+has parsed them). Identical prompts in flight share one call. Each answer carries a checksum of
+its key and body: an answer edited or damaged on disk (or stored by an older version, without a
+checksum) is named in one warning line, dropped and asked again.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -28,9 +31,16 @@ CREATE TABLE IF NOT EXISTS responses (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     latency REAL NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    checksum TEXT
 )
 """
+
+
+def answer_checksum(key: str, text: str, prompt_tokens: int, completion_tokens: int) -> str:
+    """sha256 over a cached answer's key, text and token counts (what a lookup trusts)."""
+    payload = orjson.dumps([key, text, prompt_tokens, completion_tokens])
+    return hashlib.sha256(payload).hexdigest()
 
 
 def cache_key(settings: dict[str, Any], messages: Messages) -> str:
@@ -67,12 +77,16 @@ class ResponseCache:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+            if "checksum" not in columns:  # a cache of an older version: its rows are re-asked
+                self._db.execute("ALTER TABLE responses ADD COLUMN checksum TEXT")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"response cache {self.path}: cannot open ({exc})") from exc
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
         self.damaged: CacheDamaged | None = None
         self._pending: dict[str, tuple[Any, ...]] = {}
         self._flush_scheduled = False
+        self._warned_unchecked = False
 
     def get(self, key: str) -> Completion | None:
         """The stored completion for `key` (marked cached), or None."""
@@ -80,16 +94,18 @@ class ResponseCache:
             raise self.damaged
         row = self._pending.get(key)
         if row is not None:
-            row = row[1:]
+            row = row[1:5]
         else:
             try:
                 row = self._db.execute(
-                    "SELECT text, prompt_tokens, completion_tokens, latency"
+                    "SELECT text, prompt_tokens, completion_tokens, latency, checksum"
                     " FROM responses WHERE key = ?",
                     (key,),
                 ).fetchone()
             except sqlite3.DatabaseError as exc:
                 raise CacheDamaged(self.path, exc) from None
+            if row is not None and not self._trusted(key, row):
+                return None
         if row is None:
             return None
         return Completion(
@@ -99,6 +115,29 @@ class ResponseCache:
             latency=row[3],
             cached=True,
         )
+
+    def _trusted(self, key: str, row: tuple[Any, ...]) -> bool:
+        """Whether a stored row matches its checksum; if not, it is named, dropped (asked again)."""
+        text, prompt_tokens, completion_tokens, _, checksum = row
+        if checksum is None:
+            if not self._warned_unchecked:
+                self._warned_unchecked = True
+                _warn(
+                    f"response cache {self.path}: answers stored without a checksum (an older "
+                    "version) are dropped and asked again"
+                )
+        else:
+            valid = isinstance(text, str) and all(
+                isinstance(n, int) for n in (prompt_tokens, completion_tokens)
+            )
+            if valid and checksum == answer_checksum(key, text, prompt_tokens, completion_tokens):
+                return True
+            _warn(
+                f"response cache {self.path}: the answer stored for key {key[:12]} does not "
+                "match its checksum (edited or damaged); dropped and asked again"
+            )
+        self.discard(key)
+        return False
 
     def put(self, key: str, completion: Completion) -> None:
         """Store (or replace) a successful completion.
@@ -116,6 +155,9 @@ class ResponseCache:
             completion.completion_tokens,
             completion.latency,
             time.time(),
+            answer_checksum(
+                key, completion.text, completion.prompt_tokens, completion.completion_tokens
+            ),
         )
         if len(self._pending) >= self.FLUSH_ROWS:
             self.flush()
@@ -142,8 +184,8 @@ class ResponseCache:
                 self._db.execute("BEGIN")
                 self._db.executemany(
                     "INSERT OR REPLACE INTO responses"
-                    " (key, text, prompt_tokens, completion_tokens, latency, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    " (key, text, prompt_tokens, completion_tokens, latency, created, checksum)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
         except sqlite3.DatabaseError as exc:
@@ -213,3 +255,8 @@ class ResponseCache:
         """Write what is pending and close the database (idempotent)."""
         self.flush()
         self._db.close()
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)

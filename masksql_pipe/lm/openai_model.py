@@ -233,18 +233,22 @@ class OpenAIModel(Model):
         async with self.limits.slot(budget):
             start = time.perf_counter()
             retries = 0
+            spent = [0, 0]  # tokens the endpoint reported inside unreadable replies
             for attempt in range(self.max_retries + 1):
                 try:
                     text, usage, taken, finish = await self._send(messages, fields)
                 except _MalformedReply as exc:
                     retries += exc.retries_taken
+                    spent = [a + b for a, b in zip(spent, exc.tokens, strict=True)]
                     if attempt < self.max_retries:
                         retries += 1
                         continue
-                    raise ModelError(
+                    error = ModelError(
                         f"model {self.name!r}: {self.base_url} kept sending unreadable replies "
                         f"({exc}) after {self.max_retries} retries"
-                    ) from None
+                    )
+                    error.prompt_tokens, error.completion_tokens = spent  # type: ignore[attr-defined]
+                    raise error from None
                 retries += taken
                 break
             latency = time.perf_counter() - start
@@ -252,14 +256,14 @@ class OpenAIModel(Model):
         completion_tokens = usage.get("completion_tokens")
         return Completion(
             text=text,
-            prompt_tokens=int(
+            prompt_tokens=spent[0]
+            + int(
                 prompt_tokens
                 if prompt_tokens is not None
                 else estimate_tokens(messages_text(messages))
             ),
-            completion_tokens=int(
-                completion_tokens if completion_tokens is not None else estimate_tokens(text)
-            ),
+            completion_tokens=spent[1]
+            + int(completion_tokens if completion_tokens is not None else estimate_tokens(text)),
             latency=latency,
             retries=retries,
             finish_reason=finish,
@@ -372,11 +376,25 @@ class OpenAIModel(Model):
 
 
 class _MalformedReply(Exception):
-    """A 200 reply that is not chat.completion JSON (worth retrying)."""
+    """A 200 reply that is not chat.completion JSON (worth retrying); `tokens` are the
+    (prompt, completion) tokens its `usage` reported all the same (billed, so counted)."""
 
-    def __init__(self, message: str, retries_taken: int) -> None:
+    def __init__(self, message: str, retries_taken: int, tokens: tuple[int, int] = (0, 0)) -> None:
         super().__init__(message)
         self.retries_taken = retries_taken
+        self.tokens = tokens
+
+
+def _reported_tokens(data: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens in the `usage` of a reply body, (0, 0) when there are none."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0
+    counts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    a, b = (
+        int(c) if isinstance(c, int) and not isinstance(c, bool) and c > 0 else 0 for c in counts
+    )
+    return a, b
 
 
 def _refused(exc: BaseException) -> bool:
@@ -395,14 +413,18 @@ def _refused(exc: BaseException) -> bool:
 
 
 def _read_raw(body: bytes, retries_taken: int) -> tuple[str, dict[str, Any], int, str | None]:
+    data: Any = None
     try:
         data = orjson.loads(body)
         choice = data["choices"][0]
         text = choice["message"]["content"]
         finish = choice.get("finish_reason")
         usage = data.get("usage") or {}
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-        raise _MalformedReply(f"{type(exc).__name__}: {exc}", retries_taken) from None
+        if not isinstance(text, str | None):
+            raise TypeError(f"message content is {type(text).__name__}, not text")
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        reason = scrub_text(f"{type(exc).__name__}: {exc}")[:200]
+        raise _MalformedReply(reason, retries_taken, _reported_tokens(data)) from None
     if not isinstance(usage, dict):
         usage = {}
     return text or "", usage, retries_taken, finish if isinstance(finish, str) else None

@@ -34,9 +34,10 @@ Reply = Callable[[list[dict[str, Any]]], str]
 BodyReply = Callable[[dict[str, Any]], str]
 """A reply computed from the whole request body (messages, response_format, max_tokens...)."""
 
-FAULTS = ("429", "500", "hang", "malformed", "401", "403", "length")
+FAULTS = ("429", "500", "hang", "malformed", "401", "403", "length", "unreadable")
 """Fault names; "ok" (or None) in a schedule means answer normally. "length" sends the first
-half of the reply with `finish_reason: "length"`."""
+half of the reply with `finish_reason: "length"`; "unreadable" a JSON body with no choices
+whose `usage` still reports the tokens (billed all the same)."""
 
 RESPONSE_FORMS = ("text", "json_object", "json_schema")
 """`response_format` types the server accepts by default (OpenAI's and llama.cpp's forms)."""
@@ -287,6 +288,13 @@ class LoopbackServer:
         if fault == "malformed":
             return web.Response(
                 body=b'{"id": "chatcmpl-broken", "choices": [', content_type="application/json"
+            )
+        if fault == "unreadable":
+            spent = _estimate("".join(str(m.get("content", "")) for m in messages))
+            usage = {"prompt_tokens": spent, "completion_tokens": 7, "total_tokens": spent + 7}
+            return web.Response(
+                body=orjson.dumps({"id": "chatcmpl-empty", "choices": [], "usage": usage}),
+                content_type="application/json",
             )
         refusal = self._check_format(body.get("response_format"))
         if refusal is not None:

@@ -38,10 +38,23 @@ DEFAULT_MAX_TOKENS = 512
 """Reply budget a stage asks for unless it or the model's settings say otherwise."""
 DEFAULT_PARSE_RETRIES = 2
 """Follow-up attempts after a reply that could not be used (cut off, or refused by the parser)."""
+DEFAULT_MAX_REPLY_BYTES = 1_000_000
+"""Largest reply (UTF-8 bytes) a stage takes; a longer one is a failed call, never kept."""
 
 
 class ReplyCutOff(ModelError):
     """The reply stopped at the token limit (`finish_reason: "length"`): a failed call."""
+
+
+class ReplyTooLarge(ModelError):
+    """The reply is over `max_reply_bytes`: a failed call, neither kept, cached nor echoed back
+    in a retry prompt. `prompt_tokens` and `completion_tokens` are what it cost."""
+
+    def __init__(self, size: int, limit: int, completion: Completion) -> None:
+        super().__init__(f"reply of {size} bytes is over the limit (max_reply_bytes {limit})")
+        spent = not completion.cached
+        self.prompt_tokens = completion.prompt_tokens if spent else 0
+        self.completion_tokens = completion.completion_tokens if spent else 0
 
 
 class PromptProcessor(JsonListTransformer):
@@ -59,6 +72,8 @@ class PromptProcessor(JsonListTransformer):
     """Follow-up attempts after a reply that was cut off or that `_process_output` refused."""
     answer_schema: dict[str, Any] | None = None
     """JSON schema of the answer, sent to models configured with `structured` (None: none)."""
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    """Largest reply taken (UTF-8 bytes); a longer one is a failed call."""
 
     def __init__(
         self,
@@ -68,8 +83,15 @@ class PromptProcessor(JsonListTransformer):
         *,
         max_tokens: int | None = None,
         parse_retries: int | None = None,
+        max_reply_bytes: int | None = None,
     ) -> None:
         self.prop_name = prop_name
+        if max_reply_bytes is not None:
+            if isinstance(max_reply_bytes, bool) or not isinstance(max_reply_bytes, int):
+                raise ConfigError(f"stage {self.name}: max_reply_bytes must be an integer")
+            if max_reply_bytes < 1:
+                raise ConfigError(f"stage {self.name}: max_reply_bytes must be at least 1")
+            self.max_reply_bytes = max_reply_bytes
         self.model = model
         if max_tokens is not None:
             if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -187,6 +209,8 @@ class PromptProcessor(JsonListTransformer):
             "parse_retries": self.parse_retries,
             "answer_schema": self.answer_schema,
         }
+        if self.max_reply_bytes != DEFAULT_MAX_REPLY_BYTES:  # older fingerprints stay valid
+            request["max_reply_bytes"] = self.max_reply_bytes
         return {"model": settings, "template": self._template_text(), "request": request}
 
     async def setup(self, run: StageRun) -> None:
@@ -417,8 +441,11 @@ class PromptProcessor(JsonListTransformer):
                 if self._spend is not None:
                     ask = self._spend.guard(key, messages, ask)
                 completion = await self._cache.fetch(key, ask, lookup=lookup, store=False)
+            completion = self._checked(completion, key)
         except Exception as exc:
             self._failures += 1
+            self._prompt_tokens += _spent(exc, "prompt_tokens")
+            self._completion_tokens += _spent(exc, "completion_tokens")
             self._write_error(messages, time.perf_counter() - start, exc)
             raise
         if completion.cached:
@@ -431,6 +458,16 @@ class PromptProcessor(JsonListTransformer):
             self._latencies.append(completion.latency)
             self._queue_seconds += completion.wait
         return completion, key
+
+    def _checked(self, completion: Completion, key: str | None) -> Completion:
+        """The reply with any secret scrubbed (before it reaches a file, the cache or a retry
+        prompt); ReplyTooLarge, and a cached copy dropped, when it is over the size limit."""
+        size = len(completion.text.encode("utf-8", "surrogatepass"))
+        if size > self.max_reply_bytes:
+            if completion.cached and key is not None and self._cache is not None:
+                self._cache.discard(key)
+            raise ReplyTooLarge(size, self.max_reply_bytes, completion)
+        return completion.scrubbed()
 
     def _write_log(
         self,
@@ -569,6 +606,12 @@ def _as_messages(prompt: Any) -> Messages:
                 )
         return prompt
     raise TypeError(f"_get_prompt must return a str or a list of messages, not {prompt!r:.60}")
+
+
+def _spent(error: BaseException, name: str) -> int:
+    """Tokens a failed call still cost (reported by the endpoint), 0 when it says none."""
+    value = getattr(error, name, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _number(value: Any, kind: type) -> Any:

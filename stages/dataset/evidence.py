@@ -6,6 +6,11 @@ does not. After the question's own masking (its values and linked terms, through
 every quoted string and number a value symbol (new ones get fresh V#, so unmasking the SQL
 restores them). Names the ranking dropped are left to the privacy guard, which adds them back
 to the kept schema with fresh symbols.
+
+Evidence that says what a value means (`'X' represents for 'Y'`, `'X' means Y`, `'Y' refers to
+'X'`, `'Y' refers to col = 'X'`) ties the meaning to the value: `register_meanings` makes the
+meaning a surface form of the value's symbol, so the question's and the evidence's mentions of
+it are masked as the value (the meaning would otherwise give the value away).
 """
 
 from __future__ import annotations
@@ -24,6 +29,59 @@ _QUOTED = re.compile(r"'((?:[^'\n]|'')*)'|\"([^\"\n]*)\"")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
 _QUOTED_SYMBOL = re.compile(r"'(V[1-9]\d*)'")
 _SYMBOL = re.compile(r"(?<!\w)[TCV][1-9]\d*(?!\w)")
+_Q = r"(?:'((?:[^'\n]|'')+)'|\"([^\"\n]+)\")"
+_VALUE_FIRST = re.compile(
+    _Q + r"\s+(?:represents(?:\s+for)?|means|stands\s+for|is\s+short\s+for|denotes)\s+"
+    r"(?:" + _Q + r"|([^;,.:()'\"\n=<>]+))",
+    re.IGNORECASE,
+)
+"""`'X' represents for 'Y'`, `'X' means Y`: value first, then its meaning (quoted or not)."""
+_MEANING_FIRST = re.compile(
+    _Q + r"\s+refers\s+to\s+(?:[\w.`\"\[\]]+(?:\s+[\w`\]]+)*\s*=\s*)?" + _Q, re.IGNORECASE
+)
+"""`'Y' refers to 'X'`, `'Y' refers to col = 'X'`: the meaning first, then the value."""
+_MAX_MEANING_WORDS = 8
+
+
+def _quoted(single: str | None, double: str | None) -> str | None:
+    if single is not None:
+        return single.replace("''", "'")
+    return double
+
+
+def value_meanings(evidence: str) -> list[tuple[str, str]]:
+    """(value, meaning) pairs the evidence states, in order (general phrasings only)."""
+    pairs: list[tuple[str, str]] = []
+    for m in _VALUE_FIRST.finditer(evidence):
+        value = _quoted(m.group(1), m.group(2))
+        meaning = _quoted(m.group(3), m.group(4)) or m.group(5)
+        pairs.append((value or "", meaning or ""))
+    for m in _MEANING_FIRST.finditer(evidence):
+        meaning, value = _quoted(m.group(1), m.group(2)), _quoted(m.group(3), m.group(4))
+        pairs.append((value or "", meaning or ""))
+    return [
+        (v, m.strip())
+        for v, m in pairs
+        if v.strip() and len(m.strip()) > 1 and len(m.split()) <= _MAX_MEANING_WORDS
+    ]
+
+
+def register_meanings(
+    evidence: str, schema: Schema, symbols: SymbolTable, kept_values: Collection[str] = ()
+) -> list[str]:
+    """Give each meaning the evidence ties to a value that value's symbol (as a surface form
+    the question and evidence are masked by); the symbols given. A side that names a table or
+    column, and a value the privacy policy keeps, are left alone."""
+    kept = {normalize(v) for v in kept_values}
+    given: list[str] = []
+    for value, meaning in value_meanings(evidence):
+        if normalize(value) in kept or normalize(meaning) in kept:
+            continue
+        if _name_symbol(value, schema, symbols)[0] or _name_symbol(meaning, schema, symbols)[0]:
+            continue
+        symbols.add_value(value, None, value)
+        given.append(symbols.add_value(value, None, meaning))
+    return given
 
 
 def _name_terms(schema: Schema) -> list[tuple[str, str, str]]:

@@ -100,7 +100,13 @@ class MaskSqlPipeline(ExperimentPipeline):
             "ranking": {"file": "", "max_tables": 0, "max_columns": 0, "keep_text_column": True},
             "dataset": "auto",
             "data": {"tables": "", "databases": "", "schema_check": "stop"},
-            "execution": {"timeout": 5.0, "max_rows": 10000, "keep_rows": 5},
+            "execution": {
+                "timeout": 5.0,
+                "max_rows": 10000,
+                "keep_rows": 5,
+                "max_result_mb": 64,
+                "max_total_mb": 256,
+            },
             "templates": {name: "" for name in TEMPLATES},
             "privacy": {"mask": self._masked, "policy": "full", **GuardPolicy().to_dict()},
         }

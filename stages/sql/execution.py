@@ -5,7 +5,9 @@ Model-written SQL is untrusted. The database is opened with a `mode=ro` URI (nev
 layers). A progress handler and a timer calling `interrupt()` abort the statement at the
 deadline; SQLite's own length limit bounds any single value, `printf`/`format` refuse widths
 beyond it (SQLite would loop over them inside one call, out of the time limit's reach), and
-a cap on the bytes of a result keeps a query's memory and the stage file small.
+a cap on the bytes of a result, counted row by row as they are fetched, bounds what one query
+holds; a shared budget bounds the queries running at once (`ByteBudget`), and SQLite's own
+heap is capped for the whole process as a last resort (`hard_heap_limit`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ _ALLOWED_ACTIONS = {
 _PROGRESS_STEPS = 1000
 MAX_VALUE_BYTES = 10_000_000
 """SQLite's length limit on any one string or blob a query builds (SQLITE_LIMIT_LENGTH)."""
-MAX_RESULT_BYTES = 50_000_000
+MAX_RESULT_BYTES = 64_000_000
 """Cap on the bytes of one result (all rows): beyond it the result is an error."""
+MAX_TOTAL_BYTES = 256_000_000
+"""Default budget shared by the queries running at once (each reserves its own cap)."""
 MAX_KEPT_CHARS = 500
 """A value longer than this is shortened in what a row keeps of a result."""
-_FETCH_BATCH = 256
 _refused = threading.local()
 """Why a checked printf refused to run, in the thread that ran the statement."""
 
@@ -93,6 +96,64 @@ def _value_bytes(value: Any) -> int:
     return 16
 
 
+class ByteBudget:
+    """Bytes shared by concurrent executions: each reserves its result cap before it runs and
+    gives it back when done, so the queries in flight never hold more than `total` together."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self.peak = 0
+        self._free = threading.Condition()
+
+    def reserve(self, amount: int) -> int:
+        """Wait until `amount` (at most the whole budget) is free and take it; what was taken."""
+        amount = min(amount, self.total)
+        with self._free:
+            self._free.wait_for(lambda: self.in_use + amount <= self.total)
+            self.in_use += amount
+            self.peak = max(self.peak, self.in_use)
+        return amount
+
+    def release(self, amount: int) -> None:
+        """Give back what `reserve` took."""
+        with self._free:
+            self.in_use -= amount
+            self._free.notify_all()
+
+
+_budgets: dict[int, ByteBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def shared_budget(total: int = MAX_TOTAL_BYTES) -> ByteBudget:
+    """The process's budget of `total` bytes (one per size, shared by every stage using it)."""
+    with _budgets_lock:
+        budget = _budgets.get(total)
+        if budget is None:
+            budget = _budgets[total] = ByteBudget(total)
+        return budget
+
+
+_heap_capped: set[int] = set()
+
+
+def _cap_sqlite_heap(total: int) -> None:
+    """Cap SQLite's heap for the process at twice the budget (a row of many huge columns is
+    built whole inside SQLite before it can be counted); a higher cap already set is kept."""
+    if total in _heap_capped:
+        return
+    _heap_capped.add(total)
+    con = sqlite3.connect(":memory:")
+    try:
+        current = con.execute("PRAGMA hard_heap_limit").fetchone()[0]
+        wanted = 2 * total
+        if current == 0 or current < wanted:
+            con.execute(f"PRAGMA hard_heap_limit = {int(wanted)}")
+    finally:
+        con.close()
+
+
 def spider_db_path(data_dir: str | os.PathLike[str], db_id: str) -> Path:
     """Where Spider keeps a database: `<data_dir>/databases/<db_id>/<db_id>.sqlite`."""
     return Path(data_dir) / "databases" / db_id / f"{db_id}.sqlite"
@@ -110,6 +171,7 @@ def open_readonly(
     uri_read_only: bool = True,
     query_only: bool = True,
     authorizer: bool = True,
+    max_value: int = MAX_VALUE_BYTES,
 ) -> sqlite3.Connection:
     """A read-only connection to an existing database file (FileNotFoundError if missing).
 
@@ -125,7 +187,7 @@ def open_readonly(
         con.execute("PRAGMA query_only = ON")
     if authorizer:
         con.set_authorizer(read_only_authorizer)
-    con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, min(max_value, MAX_VALUE_BYTES))
     _guard_printf(con)
     return con
 
@@ -177,14 +239,29 @@ def run_sql(
     timeout: float = 5.0,
     max_rows: int = 10000,
     max_bytes: int = MAX_RESULT_BYTES,
+    budget: ByteBudget | None = None,
 ) -> ExecResult:
     """Execute one read-only statement on `db_path`; never raises for bad SQL, never hangs.
 
     Errors (syntax, denied writes/ATTACH, time limit, a value or result too large, missing file)
     come back in `error`. At most `max_rows` rows are returned; `truncated` says more existed.
+    The run first reserves `max_bytes` from `budget` (the shared default one when None).
     """
+    budget = budget if budget is not None else shared_budget()
+    _cap_sqlite_heap(budget.total)
+    taken = budget.reserve(max_bytes)
     try:
-        con = open_readonly(db_path)
+        return _run_reserved(db_path, sql, timeout, max_rows, max_bytes)
+    finally:
+        budget.release(taken)
+
+
+def _run_reserved(
+    db_path: str | os.PathLike[str], sql: str, timeout: float, max_rows: int, max_bytes: int
+) -> ExecResult:
+    """`run_sql` once its bytes are reserved: rows fetched one at a time, counted as they come."""
+    try:
+        con = open_readonly(db_path, max_value=max_bytes)
     except FileNotFoundError:
         return ExecResult(error=f"database file not found: {db_path}")
     except sqlite3.Error as exc:
@@ -212,17 +289,16 @@ def run_sql(
         columns = [d[0] for d in cur.description or []]
         rows: list[tuple[Any, ...]] = []
         size = 0
-        while len(rows) <= max_rows:
-            batch = cur.fetchmany(min(_FETCH_BATCH, max_rows + 1 - len(rows)))
-            if not batch:
-                break
-            for row in batch:
-                size += sum(_value_bytes(v) for v in row)
+        for row in cur:  # one row at a time: the cap holds whatever a row weighs
+            size += sum(_value_bytes(v) for v in row)
             if size > max_bytes:
+                del rows[:]
                 return ExecResult(
                     columns, error=f"result larger than {max_bytes // 1_000_000} MB (not kept)"
                 )
-            rows.extend(batch)
+            rows.append(row)
+            if len(rows) > max_rows:
+                break
         truncated = len(rows) > max_rows
         return ExecResult(columns, [tuple(r) for r in rows[:max_rows]], None, truncated)
     except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError, MemoryError) as exc:
