@@ -117,6 +117,8 @@ class PartialOutput:
     def put(self, index: int, row: Row) -> None:
         """A finished row: written once every row before it is."""
         if index != self.next:
+            if index < self.next or index in self.waiting:
+                raise RuntimeError(f"row {index} finished twice")  # an engine bug, not data
             self.waiting[index] = row
             return
         self._append(row)
