@@ -532,7 +532,8 @@ class Pipeline:
             self._say(f"{key}: resumed, {reused + len(spilled)} rows kept")
         blocks = iter_row_blocks(in_path)
         first = next(blocks, [])
-        counter.total = max(len(first), len(first) * in_size // BLOCK) - reused - len(spilled)
+        estimate = max(len(first), len(first) * in_size // BLOCK)  # exact once all is read
+        counter.total = max(1, estimate - reused - len(spilled))
         for index in sorted(spilled):
             output.put(index, spilled[index])
 
