@@ -6,6 +6,12 @@ The engine's time includes freeing the parsed rows (it must, before the next sta
 run's freeing is timed apart and shown in a second ratio. The engine also fsyncs its output.
 
     python benchmarks/bench_engine.py [--rows 200000] [--repeat 3]
+
+``--streaming`` measures whole processes instead (/usr/bin/time -v: wall and peak RSS, min and
+median of ``--repeat``), the engine's streaming stages beside bare orjson scripts:
+
+    python benchmarks/bench_engine.py --streaming [--rows 1000000] [--chain-rows 1000000]
+        [--big-rows 10000000]   # the 3-stage chain runs once, engine only (bare would not fit)
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -55,12 +62,12 @@ print(json.dumps({"wall": wall, "free": free, "peak_kib": peak, "base_kib": base
 """
 
 
-def make_rows(count: int) -> list[dict]:
-    rnd = random.Random(7)
+def make_rows(count: int, start: int = 0) -> list[dict]:
+    rnd = random.Random(7 + start)
     words = ["singer", "concert", "stadium", "name", "country", "age", "year"]
     words += ["capacity", "average", "highest", "Städte"]
     rows = []
-    for i in range(count):
+    for i in range(start, start + count):
         question = " ".join(rnd.choice(words) for _ in range(34))
         rows.append(
             {
@@ -90,11 +97,111 @@ def measure(mode: str, folder: Path) -> dict:
     return json.loads(result.stdout)
 
 
+ENGINE_CHAIN = r"""
+import asyncio, sys
+from masksql_pipe import JsonListTransformer, Pipeline, RunOptions
+
+
+class PassThrough(JsonListTransformer):
+    async def _process_row(self, row):
+        return row
+
+
+stages = [PassThrough().named(f"P{i}") for i in range(int(sys.argv[2]))]
+asyncio.run(Pipeline(stages, RunOptions(progress=False)).run(sys.argv[1]))
+"""
+
+BARE_CHAIN = r"""
+import sys
+from pathlib import Path
+import orjson
+
+source = Path(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    rows = orjson.loads(source.read_bytes())
+    target = source.parent / f"{i + 2}_B{i}.json"
+    target.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+    del rows
+    source = target
+"""
+
+
+def write_input(path: Path, count: int) -> None:
+    """The input in the engine's own layout, written 10,000 rows at a time (bounded memory)."""
+    with path.open("wb") as handle:
+        for start in range(0, count, 10_000):
+            rows = make_rows(min(10_000, count - start), start)
+            body = orjson.dumps(rows, option=orjson.OPT_INDENT_2)[2:-2]
+            handle.write((b",\n" if start else b"[\n") + body)
+        handle.write(b"\n]\n" if count else b"[]\n")
+
+
+def timed(script: str, folder: Path, stages: int) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one whole process, from /usr/bin/time -v."""
+    for stale in folder.glob("*_[BP]*.json"):
+        stale.unlink()
+    subprocess.run(["rm", "-rf", str(folder / ".masksql_pipe")], check=True)
+    command = ["/usr/bin/time", "-v", sys.executable, "-c", script]
+    result = subprocess.run(
+        [*command, str(folder / "1_input.json"), str(stages)], capture_output=True, text=True
+    )
+    if result.returncode:
+        raise SystemExit(result.stderr[-3000:])
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
+    assert wall is not None, result.stderr
+    hours, minutes, seconds = int(wall[1] or 0), int(wall[2]), float(wall[3])
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+    assert peak is not None, result.stderr
+    return hours * 3600 + minutes * 60 + seconds, int(peak[1]) / 1024
+
+
+def compare(label: str, folder: Path, rows: int, stages: int, repeat: int) -> None:
+    """Engine and bare scripts alternately, ``repeat`` times each; min and median."""
+    write_input(folder / "1_input.json", rows)
+    size = (folder / "1_input.json").stat().st_size / 1e6
+    runs: dict[str, list[tuple[float, float]]] = {"bare": [], "engine": []}
+    for _ in range(repeat):
+        runs["bare"].append(timed(BARE_CHAIN, folder, stages))
+        runs["engine"].append(timed(ENGINE_CHAIN, folder, stages))
+    print(f"{label}: {rows:,} rows, {size:.0f} MB, {stages} stage(s), {repeat} runs each")
+    for mode, measured in runs.items():
+        walls = [wall for wall, _ in measured]
+        peaks = [peak for _, peak in measured]
+        print(
+            f"  {mode:6} wall min {min(walls):.2f}s median {statistics.median(walls):.2f}s"
+            f"  peak RSS min {min(peaks):.0f} MiB median {statistics.median(peaks):.0f} MiB"
+        )
+    ratio = [min(w for w, _ in runs[m]) for m in ("engine", "bare")]
+    median = [statistics.median(w for w, _ in runs[m]) for m in ("engine", "bare")]
+    print(f"  wall engine/bare: min {ratio[0] / ratio[1]:.2f}, median {median[0] / median[1]:.2f}")
+
+
+def streaming(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        compare("pass-through", folder, args.rows, 1, args.repeat)
+        compare("chain of 10", folder, args.chain_rows, 10, args.repeat)
+        if args.big_rows:
+            write_input(folder / "1_input.json", args.big_rows)
+            size = (folder / "1_input.json").stat().st_size / 1e6
+            wall, peak = timed(ENGINE_CHAIN, folder, 3)
+            print(
+                f"3-stage chain, engine once: {args.big_rows:,} rows, {size:.0f} MB: "
+                f"wall {wall:.1f}s, peak RSS {peak:.0f} MiB"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--streaming", action="store_true")
+    parser.add_argument("--chain-rows", type=int, default=1_000_000)
+    parser.add_argument("--big-rows", type=int, default=0)
     args = parser.parse_args()
+    if args.streaming:
+        streaming(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = orjson.dumps(make_rows(args.rows))

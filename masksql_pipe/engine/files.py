@@ -266,6 +266,36 @@ _HASHED: dict[tuple[str, int, int], str] = {}
 what `confirmed_state` hands to a record, so a confirmed file is not read again."""
 
 
+class BackgroundFileDigest:
+    """sha256 of a file read a block at a time on another thread, in bounded memory; ``then``
+    is called with the digest when it is known (from that thread)."""
+
+    def __init__(self, path: Path, then: Any = None) -> None:
+        self._result: list[str] = []
+        self._error: list[OSError] = []
+        self._thread = threading.Thread(target=self._run, args=(path, then), daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path, then: Any) -> None:
+        sha = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    sha.update(block)
+        except OSError as exc:
+            self._error.append(exc)
+            return
+        self._result.append(sha.hexdigest())
+        if then is not None:
+            then(self._result[0])
+
+    def result(self, path: Path) -> str:
+        self._thread.join()
+        if self._error:
+            raise _read_error(path, self._error[0])
+        return self._result[0]
+
+
 def current_digest(path: Path, known: FileState | None) -> str | None:
     """Digest of ``path`` now, reusing ``known`` when size and mtime are unchanged (as git does).
 

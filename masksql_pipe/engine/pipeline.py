@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from masksql_pipe.engine.dag import NodeAdapter, build_stages
 from masksql_pipe.engine.files import (
     BOOKKEEPING_DIR,
     BackgroundDigest,
+    BackgroundFileDigest,
     FileState,
     bookkeeping_dir,
     current_digest,
@@ -39,6 +41,7 @@ from masksql_pipe.engine.files import (
 )
 from masksql_pipe.engine.journal import RowJournal
 from masksql_pipe.engine.lock import writer_lock
+from masksql_pipe.engine.partial import PartialOutput
 from masksql_pipe.engine.progress import show_progress
 from masksql_pipe.engine.records import (
     external_change,
@@ -49,6 +52,7 @@ from masksql_pipe.engine.records import (
     promote,
     refreshed_record,
 )
+from masksql_pipe.engine.rowstream import BLOCK, iter_row_blocks
 from masksql_pipe.engine.scrub import scrub
 from masksql_pipe.engine.stage import (
     ERROR_KEY,
@@ -241,7 +245,7 @@ class Pipeline:
         record, problem, _pending = load_record(book, key, out_path)
         journal = book / "journal" / f"{key}.jsonl"
         if not out_path.exists():
-            if journal.exists():
+            if journal.exists() or journal.with_suffix(".partial").exists():
                 return StageState(key, out_path, "partial", "interrupted; rows journaled", record)
             return StageState(key, out_path, "missing", "not run yet", record)
         if record is None:
@@ -303,6 +307,8 @@ class Pipeline:
             )
 
         started = time.monotonic()
+        if streams(stage) and not retry and not (book / "journal" / f"{key}.jsonl").exists():
+            return await self._stream(stage, in_path, out_path, book, forced, started)
         raw = await read_bytes_async(in_path)
         in_digest = BackgroundDigest(raw)
         rows = parse_rows(raw, in_path)
@@ -424,31 +430,12 @@ class Pipeline:
         data = dump_rows(output)
         out_digest = BackgroundDigest(data)
         self._keep_hand_edits(out_path, book)
-        errors, failed_earlier, total_toks, total_latency = _scan(output, stage.name)
-        duration = time.monotonic() - started
-        self.tracebacks[key] = stage._tracebacks[:MAX_TRACEBACKS]
-        # the record goes down first as pending: a kill after the rename cannot orphan the file
+        totals = Totals(stage.name)
+        totals.add(output)
         pending_state = FileState(len(data), 0, out_digest.result())
-        record = {
-            "stage": stage.name,
-            "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
-            "fingerprint": stage.fingerprint(),  # may now cover what the run read
-            "parts": stage.fingerprint_parts(),
-            "params": stage.describe_params(),
-            "input": {"file": in_path.name, **in_state.to_dict()},
-            "external": external,
-            "output": {"file": out_path.name, **pending_state.to_dict()},
-            "rows": len(output),
-            "errors": errors,
-            "failed_earlier": failed_earlier,
-            "total_toks": total_toks,
-            "total_latency": total_latency,
-            "duration": round(duration, 4),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "stats": stage.stats,
-            "tracebacks": [{"row": row, "traceback": text} for row, text in self.tracebacks[key]],
-        }
-        record = scrub(record)  # a key in a parameter or a traceback never reaches the file
+        record = self._record(
+            stage, in_path, in_state, external, out_path, pending_state, totals, started
+        )
         write_json(pending_path(book, key), record)
         await asyncio.to_thread(write_atomic, out_path, data)  # fsync off the event loop
         out_state = FileState.of_bytes(out_path, data, pending_state.digest)
@@ -456,19 +443,188 @@ class Pipeline:
         record["output"] = {"file": out_path.name, **out_state.to_dict()}
         promote(book, key, record)
         journal.remove()
+        return self._finished(stage, key, status, record, resumed)
+
+    def _record(
+        self,
+        stage: JsonListTransformer,
+        in_path: Path,
+        in_state: FileState,
+        external: dict[str, Any],
+        out_path: Path,
+        out_state: FileState,
+        totals: Totals,
+        started: float,
+    ) -> dict[str, Any]:
+        """The stage record, written as pending before the output is renamed into place."""
+        key = out_path.stem
+        self.tracebacks[key] = stage._tracebacks[:MAX_TRACEBACKS]
+        record = {
+            "stage": stage.name,
+            "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
+            "fingerprint": stage.fingerprint(),
+            "parts": stage.fingerprint_parts(),
+            "params": stage.describe_params(),
+            "input": {"file": in_path.name, **in_state.to_dict()},
+            "external": external,
+            "output": {"file": out_path.name, **out_state.to_dict()},
+            "rows": totals.rows,
+            "errors": totals.errors,
+            "failed_earlier": totals.earlier,
+            "total_toks": totals.toks if totals.seen else None,
+            "total_latency": round(totals.latency, 4) if totals.seen else None,
+            "duration": round(time.monotonic() - started, 4),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "stats": stage.stats,
+            "tracebacks": [{"row": row, "traceback": text} for row, text in self.tracebacks[key]],
+        }
+        return scrub(record)  # a key in a parameter or a traceback never reaches the file
+
+    def _finished(
+        self,
+        stage: JsonListTransformer,
+        key: str,
+        status: str,
+        record: dict[str, Any],
+        resumed: int,
+    ) -> StageReport:
+        """Say what the stage did and report it."""
+        errors, duration = record["errors"], record["duration"]
         note = f", {errors} failed" if errors else ""
-        self._say(f"{key}: {len(output)} rows in {duration:.2f}s{note}")
+        self._say(f"{key}: {record['rows']} rows in {duration:.2f}s{note}")
         return StageReport(
             0,
             stage.name,
-            out_path.name,
+            record["output"]["file"],
             status,
-            rows=len(output),
+            rows=record["rows"],
             errors=errors,
             duration=duration,
             resumed_rows=resumed,
             stats=dict(stage.stats),
         )
+
+    async def _stream(
+        self,
+        stage: JsonListTransformer,
+        in_path: Path,
+        out_path: Path,
+        book: Path,
+        forced: bool,
+        started: float,
+    ) -> StageReport:
+        """Run a stage with rows streamed from its input to its output in bounded memory: read
+        a block, process, write in order; the partial output is the crash journal."""
+        key = out_path.stem
+        stat = in_path.stat()
+        in_size, in_mtime = stat.st_size, stat.st_mtime_ns
+        totals, counter = Totals(stage.name), RowCounter()
+        too_deep: list[tuple[int, list[str]]] = []
+
+        def repair(index: int, row: dict[str, Any], exc: TypeError) -> dict[str, Any]:
+            bad = [k for k, v in row.items() if not _serializable(v)]
+            if "Recursion limit" in str(exc):
+                too_deep.append((index, bad))  # stops the stage below
+            failed = stage.failed_row({k: v for k, v in row.items() if k not in bad}, exc)
+            failed[ERROR_KEY]["message"] = f"fields {', '.join(bad)} are not JSON-serializable"
+            counter.errors += 1
+            return failed
+
+        window = max(1024, 4 * (stage.concurrency or self.options.concurrency))
+        header = {"stage": key, "fingerprint": stage.fingerprint(), "layout": 1}
+        output = PartialOutput(book / "journal", key, header, totals.add, repair, window)
+        reused, spilled, in_digest = self._restart(output, in_path, forced)
+        status = "resumed" if reused or spilled else "ran"
+        if status == "resumed":
+            self._say(f"{key}: resumed, {reused + len(spilled)} rows kept")
+        blocks = iter_row_blocks(in_path)
+        first = next(blocks, [])
+        estimate = max(len(first), len(first) * in_size // BLOCK)  # exact once all is read
+        counter.total = max(1, estimate - reused - len(spilled))
+        for index in sorted(spilled):
+            output.put(index, spilled[index])
+
+        def pairs() -> Iterator[tuple[int, dict[str, Any]]]:
+            index = 0
+            for rows in itertools.chain([first], blocks):
+                check_error_fields(rows, in_path, index)
+                for row in rows:
+                    if index >= reused and index not in spilled:
+                        yield index, row
+                    index += 1
+            counter.total = index - reused - len(spilled)
+
+        stage.stats = {}
+        stage._tracebacks.clear()
+        run = StageRun(in_path.parent, book, key, in_path, out_path, self.options, first)
+        await stage.setup(run)
+        try:
+            external = external_states(
+                stage.external_files([]), in_path.parent, record_external(book, key)
+            )
+            try:
+                async with show_progress(key, counter, self.options.progress, self.log):
+                    await stage.run_pairs(
+                        pairs(), output.put, counter, self.options.concurrency, room=output
+                    )
+            except BaseException as exc:
+                output.close(spill=not isinstance(exc, Exception))
+                if isinstance(exc, Exception):
+                    raise
+                kept = output.next + len(output.waiting)
+                raise StageInterrupted(key, kept, kept + counter.total - counter.done) from exc
+        finally:
+            await stage.teardown()
+        output.flush()
+        if too_deep:
+            output.close()
+            output.remove()  # a partial without the field must not be reused
+            index, fields = too_deep[0]
+            raise InputError(
+                f"{in_path}: row {index}: field {', '.join(map(repr, fields))} is nested more "
+                "than 254 levels deep, which a stage file cannot hold; flatten it"
+            )
+        size, out_sha = output.finish()
+        in_state = FileState(in_size, in_mtime, in_digest.result(in_path))
+        self._keep_hand_edits(out_path, book)
+        record = self._record(
+            stage,
+            in_path,
+            in_state,
+            external,
+            out_path,
+            FileState(size, 0, out_sha),
+            totals,
+            started,
+        )
+        write_json(pending_path(book, key), record)
+        output.move_to(out_path)
+        out_stat = out_path.stat()
+        record["output"] = {
+            "file": out_path.name,
+            **FileState(out_stat.st_size, out_stat.st_mtime_ns, out_sha).to_dict(),
+        }
+        promote(book, key, record)
+        return self._finished(stage, key, status, record, reused + len(spilled))
+
+    def _restart(
+        self, output: PartialOutput, in_path: Path, forced: bool
+    ) -> tuple[int, dict[int, dict[str, Any]], BackgroundFileDigest]:
+        """Rows an interrupted run of this stage on this input left (written ones, counted, and
+        those it finished out of order), and the input's digest on its way."""
+        if forced or not output.data_path.exists():
+            output.reuse(None)
+            return 0, {}, BackgroundFileDigest(in_path, then=output.input_known)
+        in_digest = BackgroundFileDigest(in_path)
+        known = in_digest.result(in_path)
+        reused = output.reuse(known)
+        output.input_known(known)
+        if output.rejected:
+            self._warn(
+                f"{output.data_path}: {output.rejected} batches torn, damaged or written by "
+                "another run were ignored; their rows are processed again"
+            )
+        return reused, output.spilled(reused), in_digest
 
     def _keep_hand_edits(self, out_path: Path, book: Path) -> None:
         """Copy an output we did not write as it is now (hand-edited, or foreign) aside first.
@@ -505,9 +661,10 @@ def record_external(book: Path, key: str) -> dict[str, Any] | None:
     return record.get("external") if record else None
 
 
-def check_error_fields(rows: list[dict[str, Any]], path: Path) -> None:
-    """Every ``pipe_error`` must be an object, as stages read it; else one line naming the row."""
-    for index, row in enumerate(rows):
+def check_error_fields(rows: list[dict[str, Any]], path: Path, start: int = 0) -> None:
+    """Every ``pipe_error`` must be an object, as stages read it; else one line naming the row
+    (``start``: index of ``rows[0]`` in the file)."""
+    for index, row in enumerate(rows, start):
         failure = row.get(ERROR_KEY)
         if failure is not None and not isinstance(failure, dict):
             raise InputError(
@@ -524,24 +681,41 @@ def _serializable(value: Any) -> bool:
     return True
 
 
-def _scan(rows: list[dict[str, Any]], stage: str) -> tuple[int, int, int | None, float | None]:
-    """One pass over the output: rows failed here, rows failed earlier, usage totals.
+@dataclass
+class Totals:
+    """Figures of a stage's output, added up a batch of rows at a time: rows, rows failed here,
+    rows failed earlier, and sums of total_toks and total_latency (``seen``: any row has them)."""
 
-    Usage totals are sums of total_toks and total_latency, None when no row carries them.
-    """
-    errors = earlier = toks = 0
-    latency = 0.0
-    seen = False
-    for row in rows:
-        failure = row.get(ERROR_KEY)
-        if failure is not None:
-            if failure.get("stage") == stage:
-                errors += 1
-            else:
-                earlier += 1
-        value = row.get("total_toks")
-        if value is not None:
-            toks += int(value)
-            seen = True
-            latency += float(row.get("total_latency") or 0.0)
-    return errors, earlier, (toks if seen else None), (round(latency, 4) if seen else None)
+    stage: str
+    rows: int = 0
+    errors: int = 0
+    earlier: int = 0
+    toks: int = 0
+    latency: float = 0.0
+    seen: bool = False
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self.rows += len(rows)
+        for row in rows:
+            failure = row.get(ERROR_KEY)
+            if failure is not None:
+                if failure.get("stage") == self.stage:
+                    self.errors += 1
+                else:
+                    self.earlier += 1
+            value = row.get("total_toks")
+            if value is not None:
+                self.toks += int(value)
+                self.seen = True
+                self.latency += float(row.get("total_latency") or 0.0)
+
+
+def streams(stage: JsonListTransformer) -> bool:
+    """Whether rows can stream through ``stage``: it maps each row on its own (the base class's
+    process_rows) and neither declares ``whole_list`` nor reads files named by its rows."""
+    cls = type(stage)
+    return (
+        not getattr(stage, "whole_list", False)
+        and cls.process_rows is JsonListTransformer.process_rows
+        and cls.external_files is JsonListTransformer.external_files
+    )

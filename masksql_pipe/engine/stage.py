@@ -9,7 +9,7 @@ import hashlib
 import inspect
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -101,10 +101,11 @@ class JsonListTransformer(ABC):
     """
 
     version: ClassVar[str] = "1"
-    whole_list: ClassVar[bool] = False
-    """True for a stage that needs every row at once (see WholeListTransformer)."""
     concurrency: int | None = None
     """Upper bound on rows in flight for this stage (None: the run's setting)."""
+    whole_list: ClassVar[bool] = False
+    """True for a stage that needs every row at once (a summary over the run): the engine then
+    reads the whole file instead of streaming rows through the stage."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> JsonListTransformer:
         self = super().__new__(cls)
@@ -215,14 +216,35 @@ class JsonListTransformer(ABC):
         indices from one shared iterator, so no task is created per row, and rows are not
         copied: on a file of 200,000 rows a copy each would cost more than the JSON parse.
         """
-        pending = iter(indices)
+        await self.run_pairs(((i, rows[i]) for i in indices), on_done, counter, concurrency)
+
+    async def run_pairs(
+        self,
+        pairs: Iterator[tuple[int, dict[str, Any]]],
+        on_done: Callable[[int, dict[str, Any]], None],
+        counter: RowCounter,
+        concurrency: int,
+        room: Any = None,
+    ) -> None:
+        """The worker loop of ``process_rows`` over ``(index, row)`` pairs, which may be read
+        from a file as the workers take them (the engine's streaming path).
+
+        ``room``, when given, bounds the rows finished out of order: while ``room.full()``
+        a worker awaits ``room.wait()`` before taking another row.
+        """
+        pending = iter(pairs)
         limit = max(1, self.concurrency or concurrency)
 
         process = self._process_row
 
         async def worker() -> None:
-            for index in pending:
-                row = rows[index]
+            while True:
+                if room is not None and room.full():
+                    await room.wait()
+                item = next(pending, None)
+                if item is None:
+                    return
+                index, row = item
                 if ERROR_KEY in row:
                     on_done(index, row)  # failed in an earlier stage: passed through untouched
                     counter.done += 1

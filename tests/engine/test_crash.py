@@ -58,18 +58,18 @@ def _killed_mid_run(data: Path, side: Path, rows: list[dict], ended: int) -> Pat
     _wait_for(side, ended, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    return data / ".masksql_pipe" / "journal" / "3_Logged.jsonl"
+    return data / ".masksql_pipe" / "journal" / "3_Logged.partial"
 
 
-def _journaled(journal: Path) -> set[int]:
-    lines = journal.read_bytes().split(b"\n")[1:]
+def _journaled(partial: Path) -> set[int]:
+    """Rows the partial output holds: its index lists each batch written ("crc [first, count,
+    end offset, crc]"), and the batch's bytes must be in the file."""
+    size = partial.stat().st_size
     done = set()
-    for line in lines:  # each line: "<tag> <crc32> " and a batch of [index, row] pairs
-        try:
-            batch = orjson.loads(line.split(b" ", 2)[-1])
-        except orjson.JSONDecodeError:
-            continue
-        done.update(index for index, _row in batch)
+    for line in partial.with_suffix(".index").read_bytes().splitlines():
+        first, count, end, _crc = orjson.loads(line.split(b" ", 1)[1])
+        if end <= size:
+            done.update(range(first, first + count))
     return done
 
 
@@ -85,7 +85,7 @@ def test_kill_9_mid_stage_then_resume(tmp_path: Path) -> None:
     proc.wait(timeout=10)
 
     output = data / "3_Logged.json"
-    journal = data / ".masksql_pipe" / "journal" / "3_Logged.jsonl"
+    journal = data / ".masksql_pipe" / "journal" / "3_Logged.partial"
     assert not output.exists(), "a killed stage must not leave a file that looks finished"
     done_before = _journaled(journal)
     assert len(done_before) >= 90
@@ -113,7 +113,7 @@ def test_torn_journal_line_is_tolerated(tmp_path: Path) -> None:
     journal = _killed_mid_run(data, side, [{"x": i} for i in range(20)], ended=8)
     done_before = _journaled(journal)
     with journal.open("ab") as handle:  # a write cut short by the crash
-        handle.write(b'[[19, {"x": 19, "y": 20, "logg')
+        handle.write(b',\n  {\n    "x": 19,\n    "y": 20,\n    "logg')
     proc = _start(data, side)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
@@ -168,10 +168,10 @@ def test_ctrl_c_exits_cleanly_and_resumes(tmp_path: Path) -> None:
 def test_damaged_journal_lines_are_named_and_their_rows_run_again(tmp_path: Path) -> None:
     data, side = tmp_path / "data", tmp_path / "side.log"
     journal = _killed_mid_run(data, side, [{"x": i} for i in range(40)], ended=12)
-    lines = journal.read_bytes().split(b"\n")
-    damaged = _journaled_line(lines[1])  # the rows of the first line, altered on disk
-    lines[1] = lines[1].replace(b'"logged":', b'"lagged":')
-    journal.write_bytes(b"\n".join(lines))
+    first_batch = journal.with_suffix(".index").read_bytes().split(b"\n")[0]
+    first, count, _end, _crc = orjson.loads(first_batch.split(b" ", 1)[1])
+    damaged = set(range(first, first + count))  # the rows of the first batch, altered on disk
+    journal.write_bytes(journal.read_bytes().replace(b'"logged":', b'"lagged":', 1))
     proc = _start(data, side)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
@@ -181,8 +181,4 @@ def test_damaged_journal_lines_are_named_and_their_rows_run_again(tmp_path: Path
     assert [row["logged"] for row in result] == [i * 10 for i in range(40)]
     assert not any("lagged" in row for row in result)
     starts = side_counts(side)["start"]
-    assert all(starts.count(index) == 2 for index in damaged)  # processed again
-
-
-def _journaled_line(line: bytes) -> set[int]:
-    return {index for index, _row in orjson.loads(line.split(b" ", 2)[-1])}
+    assert damaged and all(starts.count(index) == 2 for index in damaged)  # processed again
