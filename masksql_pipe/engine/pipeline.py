@@ -386,6 +386,8 @@ class Pipeline:
                 )
             if done:
                 status = "resumed"
+        if done and getattr(stage, "whole_list", False):
+            done, status = {}, "ran"  # its figures cover every row: never a part of them
         todo = [i for i in range(len(rows)) if i not in done]
         resumed = len(done) if status == "resumed" else 0
         if status != "ran":

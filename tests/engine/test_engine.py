@@ -419,3 +419,14 @@ async def test_a_whole_list_stage_sees_every_row_and_fails_rows_one_by_one(
     assert (counter.done, counter.errors, sorted(done)) == (4, 1, [0, 1, 2, 3])
     with pytest.raises(TypeError, match="whole list"):
         await Rank()._process_row({"x": 1})
+
+
+async def test_a_whole_list_stage_is_never_resumed_on_a_part_of_its_rows(tmp_path: Path) -> None:
+    """Its figures cover the whole list: a retry (or a journal from a killed run) must not
+    hand it only the rows still to do, or the figures it records describe a fraction."""
+    rows = [{"x": 30}, {"x": -1}, {"x": 10}, {"x": 20}]
+    write_rows(tmp_path / "1_input.json", rows)
+    await Pipeline([Rank()]).run(tmp_path / "1_input.json")
+    retry = Pipeline([Rank()], RunOptions(retry_errors=True))
+    await retry.run(tmp_path / "1_input.json")
+    assert retry.reports[0].stats == {"ranked": 4}
