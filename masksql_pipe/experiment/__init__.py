@@ -10,7 +10,12 @@ _EXPORTS = {
     "masksql_pipe.errors": ("ExceptionContext",),
     "masksql_pipe.experiment.config": ("Internal", "Prompt", "build_template"),
     "masksql_pipe.experiment.functions": ("FunctionStage",),
-    "masksql_pipe.experiment.pipeline": ("ExperimentPipeline", "Pipeline", "load_pipeline"),
+    "masksql_pipe.experiment.pipeline": (
+        "ConfiguredPipeline",
+        "ExperimentPipeline",
+        "Pipeline",
+        "load_pipeline",
+    ),
     "masksql_pipe.lm.base": ("InferModel",),
 }
 """Module -> the public names it defines: the package's one export list."""

@@ -1,10 +1,11 @@
 """Experiment pipelines (GoTaglio style): a named, configurable recipe that yields stages.
 
-Subclass ``ExperimentPipeline``, build a default configuration in ``__init__`` and return
-stages from ``stages()``. Expensive set-up (models, templates) belongs at the start of
-``stages()`` so a typo is reported before any row runs. Not to be confused with the engine's
-``masksql_pipe.Pipeline``, which runs the stages an experiment pipeline yields over files
-(``Pipeline`` here is an alias kept for existing code).
+Two ways in: subclass ``ExperimentPipeline`` and build the default configuration in
+``__init__`` (the seed's form), or subclass ``ConfiguredPipeline`` and return it from
+``defaults()`` (no ``__init__`` to write). Either way ``stages()`` returns the stages; expensive
+set-up (models, templates) belongs at its start so a typo is reported before any row runs. Not
+to be confused with the engine's ``masksql_pipe.Pipeline``, which runs the stages an experiment
+pipeline yields over files (``Pipeline`` here is an alias kept for existing code).
 """
 
 from __future__ import annotations
@@ -81,6 +82,25 @@ class ExperimentPipeline(ABC):
 
     def report(self, last_file: Path, console: Any) -> None:  # noqa: B027 - optional hook
         """Print pipeline-specific results after a run (e.g. an accuracy table)."""
+
+
+class ConfiguredPipeline(ExperimentPipeline):
+    """An experiment pipeline whose default configuration comes from ``defaults()``: the
+    constructor the runtime calls, ``(registry, replacement_config, flat_config_patch)``, is
+    written once here instead of in every pipeline."""
+
+    def __init__(
+        self,
+        registry: Any = None,
+        replacement_config: dict[str, Any] | None = None,
+        flat_config_patch: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._registry = registry
+        super().__init__(self.defaults(), replacement_config, flat_config_patch)
+
+    @abstractmethod
+    def defaults(self) -> dict[str, Any]:
+        """The default configuration, before replacement and dotted overrides."""
 
 
 Pipeline = ExperimentPipeline

@@ -20,7 +20,7 @@ from masksql_pipe.engine.files import read_rows, write_json
 from masksql_pipe.engine.stage import ERROR_KEY, JsonListTransformer
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.experiment.config import validate_section
-from masksql_pipe.experiment.pipeline import ExperimentPipeline
+from masksql_pipe.experiment.pipeline import ConfiguredPipeline
 from masksql_pipe.lm.base import Model
 from stages.add_concrete_sql import AddConcreteSql
 from stages.add_filtered_schema import AddFilteredSchema
@@ -78,7 +78,7 @@ def env_model(variable: str) -> str:
     return (environment().get(variable) or "").strip() or "oracle"
 
 
-class MaskSqlPipeline(ExperimentPipeline):
+class MaskSqlPipeline(ConfiguredPipeline):
     """Privacy-preserving text-to-SQL (MaskSQL) over a Spider-layout dataset folder."""
 
     _name = "masksql"
@@ -87,14 +87,9 @@ class MaskSqlPipeline(ExperimentPipeline):
         "write symbolic SQL, unmask, execute and score execution accuracy and privacy."
     )
 
-    def __init__(
-        self,
-        registry: Any = None,
-        replacement_config: dict[str, Any] | None = None,
-        flat_config_patch: dict[str, Any] | None = None,
-    ) -> None:
-        self._registry = registry
-        default_config = {
+    def defaults(self) -> dict[str, Any]:
+        """The default configuration, before a config file or dotted overrides change it."""
+        return {
             "models": {"slm": env_model("SLM_MODEL"), "llm": env_model("LLM_MODEL")},
             "schema": "ranked",
             "ranking": {"file": "", "max_tables": 0, "max_columns": 0, "keep_text_column": True},
@@ -110,7 +105,6 @@ class MaskSqlPipeline(ExperimentPipeline):
             "templates": {name: "" for name in TEMPLATES},
             "privacy": {"mask": self._masked, "policy": "full", **GuardPolicy().to_dict()},
         }
-        super().__init__(default_config, replacement_config, flat_config_patch)
 
     # -- set-up -------------------------------------------------------------------------------
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from masksql_pipe.experiment.config import get_dotted
 from masksql_pipe.experiment.functions import RESULTS_KEY, FunctionStage
-from masksql_pipe.experiment.pipeline import ExperimentPipeline
+from masksql_pipe.experiment.pipeline import ConfiguredPipeline
 
 
-class DagPipeline(ExperimentPipeline):
+class DagPipeline(ConfiguredPipeline):
     """Cases ``{"id", "word", "n", "expected"}`` through A..F; each node reads its inputs."""
 
     _name = "dag"
@@ -23,15 +23,9 @@ class DagPipeline(ExperimentPipeline):
         "combines the results of its inputs (no model needed)."
     )
 
-    def __init__(
-        self,
-        registry: Any = None,
-        replacement_config: dict[str, Any] | None = None,
-        flat_config_patch: dict[str, Any] | None = None,
-    ) -> None:
-        self._registry = registry
-        default_config = {"D": {"separator": ":"}, "F": {"separator": "|"}}
-        super().__init__(default_config, replacement_config, flat_config_patch)
+    def defaults(self) -> dict[str, Any]:
+        """The default configuration, before a config file or dotted overrides change it."""
+        return {"D": {"separator": ":"}, "F": {"separator": "|"}}
 
     def stages(self) -> list[dict[str, Any]]:
         """The graph as node specs; D and F take their separators from the config."""

@@ -28,7 +28,7 @@ from masksql_pipe.experiment.config import (
     validate_section,
 )
 from masksql_pipe.experiment.functions import RESULTS_KEY, FunctionStage, StageFunction
-from masksql_pipe.experiment.pipeline import ExperimentPipeline
+from masksql_pipe.experiment.pipeline import ConfiguredPipeline
 from masksql_pipe.experiment.samples import SAMPLES_DIR
 from masksql_pipe.lm.base import Model
 
@@ -50,7 +50,7 @@ class ModelSettings(BaseModel):
     presence_penalty: float = Field(0, ge=-2, le=2)
 
 
-class SimplePipeline(ExperimentPipeline):
+class SimplePipeline(ConfiguredPipeline):
     """Calculator cases ``{"id", "user", "answer"}``: prepare -> infer -> extract -> assess."""
 
     _name = "simple"
@@ -59,14 +59,9 @@ class SimplePipeline(ExperimentPipeline):
         "compare it with the expected answer (offline models: perfect, flakey, echo)."
     )
 
-    def __init__(
-        self,
-        registry: Any = None,
-        replacement_config: dict[str, Any] | None = None,
-        flat_config_patch: dict[str, Any] | None = None,
-    ) -> None:
-        self._registry = registry
-        default_config = {
+    def defaults(self) -> dict[str, Any]:
+        """The default configuration, before a config file or dotted overrides change it."""
+        return {
             "prepare": {
                 "template": DEFAULT_TEMPLATE,
                 "template_text": Internal(),
@@ -84,7 +79,6 @@ class SimplePipeline(ExperimentPipeline):
                 }
             },
         }
-        super().__init__(default_config, replacement_config, flat_config_patch)
 
     def stages(self) -> dict[str, FunctionStage]:
         """Compile the template and resolve the model first, then return the four stages."""
