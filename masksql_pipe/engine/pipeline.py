@@ -713,11 +713,5 @@ class Totals:
 
 
 def streams(stage: JsonListTransformer) -> bool:
-    """Whether rows can stream through ``stage``: it maps each row on its own (the base class's
-    process_rows) and neither declares ``whole_list`` nor reads files named by its rows."""
-    cls = type(stage)
-    return (
-        not getattr(stage, "whole_list", False)
-        and cls.process_rows is JsonListTransformer.process_rows
-        and cls.external_files is JsonListTransformer.external_files
-    )
+    """Whether rows can stream through ``stage`` (see ``JsonListTransformer.needs_whole_list``)."""
+    return not stage.needs_whole_list()

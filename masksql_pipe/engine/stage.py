@@ -125,6 +125,16 @@ class JsonListTransformer(ABC):
     def name(self, value: str) -> None:
         self._name = check_stage_name(value)
 
+    def needs_whole_list(self) -> bool:
+        """Whether the engine must hand this stage every row at once instead of streaming
+        them: it declares ``whole_list``, runs its own ``process_rows`` or reads files."""
+        cls = type(self)
+        return (
+            self.whole_list
+            or cls.process_rows is not JsonListTransformer.process_rows
+            or cls.external_files is not JsonListTransformer.external_files
+        )
+
     def named(self, name: str) -> JsonListTransformer:
         """Set the stage name and return the stage, for use inside lists."""
         self.name = name

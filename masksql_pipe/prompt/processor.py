@@ -108,6 +108,7 @@ class PromptProcessor(JsonListTransformer):
         self._registry: ModelRegistry | None = None
         self._fingerprint_registry: ModelRegistry | None = None
         self._owns_registry = False
+        self._options: RunOptions | None = None
         self._model: Model | None = None
         self._cache: ResponseCache | None = None
         self._lookup = True
@@ -192,8 +193,28 @@ class PromptProcessor(JsonListTransformer):
 
     def use_options(self, options: RunOptions) -> None:
         """Take the run's model registry for the fingerprint too (call before fingerprint())."""
+        self._options = options
         if options.registry is not None:
             self._fingerprint_registry = options.registry
+
+    def needs_whole_list(self) -> bool:
+        """Only a budget or a batch API needs the prompts still to send before the first call
+        (to price them or to batch them); otherwise rows stream through the stage."""
+        options = self._options
+        model = self.model
+        if not isinstance(model, Model):
+            model = self._describing_registry().get(model)
+        if model.offline:
+            return False
+        batch = getattr(model, "batch", None) is not None
+        return options is None or options.budget is not None or options.batch or batch
+
+    def _describing_registry(self) -> ModelRegistry:
+        """The run's registry, else one from the environment: what the engine asks before
+        the stage is set up (its fingerprint, whether it streams) is answered from it."""
+        if self._fingerprint_registry is None:
+            self._fingerprint_registry = ModelRegistry.from_environment()
+        return self._fingerprint_registry
 
     def fingerprint_extra(self) -> dict[str, Any]:
         """The model's settings, the template text and the stage's request defaults (reply
@@ -201,9 +222,7 @@ class PromptProcessor(JsonListTransformer):
         if isinstance(self.model, Model):
             settings = self.model.settings()
         else:
-            if self._fingerprint_registry is None:
-                self._fingerprint_registry = ModelRegistry.from_environment()
-            settings = self._fingerprint_registry.describe(self.model)
+            settings = self._describing_registry().describe(self.model)
         request = {
             "max_tokens": self.max_tokens,
             "parse_retries": self.parse_retries,
