@@ -34,8 +34,8 @@ def name_variants(name: str) -> list[str]:
     return sorted((v for v in out if v.strip()), key=lambda v: (-len(v), v))
 
 
-def name_stem(text: str) -> str:
-    """`text` lower case, `_` as spaces, runs of spaces as one, a plural ending dropped."""
+def name_forms(text: str) -> set[str]:
+    """`text` lower case, `_` as spaces, runs of spaces as one, and each singular it may be
+    the plural of: two names are the same name when their forms meet (`courses`, `course`)."""
     low = " ".join(text.replace("_", " ").lower().split())
-    forms = [form for form in singulars(low) if form.strip()]
-    return forms[0] if forms else low
+    return {form for form in (low, *singulars(low)) if form.strip()}

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from masksql_pipe.errors import InputError
-from stages.sql.names import name_stem
+from stages.sql.names import name_forms
 from stages.sql.tokens import quote_identifier
 
 
@@ -89,10 +89,8 @@ class Schema:
         """Whether `phrase` is a table or column name, ignoring case, `_` against spaces and a
         plural or singular ending (`singers` is `singer`): the test a declared type must pass
         to be shown to the remote model."""
-        stem = name_stem(phrase)
-        return bool(stem) and stem in {
-            name_stem(n) for t in self.tables for n in [t.name, *(c.name for c in t.columns)]
-        }
+        names = (n for t in self.tables for n in [t.name, *(c.name for c in t.columns)])
+        return not name_forms(phrase).isdisjoint(set().union(*map(name_forms, names)))
 
     def column_names(self) -> list[str]:
         """Distinct column names (case-insensitive) in schema order, first spelling kept."""

@@ -1,8 +1,11 @@
-"""The one plural rule: the variants a question may write and the stem a name test compares."""
+"""The one plural rule: the variants a question may write and the forms a name test compares."""
 
 from __future__ import annotations
 
-from stages.sql.names import name_stem, name_variants, singulars
+import pytest
+
+from stages.sql.names import name_forms, name_variants, singulars
+from stages.sql.schema import Column, Schema, Table
 
 
 def test_name_variants() -> None:
@@ -20,9 +23,19 @@ def test_singulars_likeliest_first() -> None:
     assert singulars("city") == []
 
 
-def test_name_stem_is_the_first_singular_of_the_normal_form() -> None:
-    assert name_stem("Home_Towns") == "home town"
-    assert name_stem("  Singer   IDs ") == "singer id"
-    assert name_stem("boxes") == "box"
-    assert name_stem("glass") == "glass"
-    assert name_stem("s") == "s"  # nothing left to be a singular of
+def test_name_forms_are_the_normal_form_and_its_singulars() -> None:
+    assert name_forms("Home_Towns") == {"home towns", "home town"}
+    assert name_forms("  Singer   IDs ") == {"singer ids", "singer id"}
+    assert name_forms("boxes") == {"boxes", "boxe", "box"}
+    assert name_forms("glass") == {"glass"}
+    assert name_forms("s") == {"s"}  # nothing left to be a singular of
+
+
+@pytest.mark.parametrize(
+    ("name", "phrase"),
+    [("course", "Courses"), ("courses", "course"), ("box", "BOXES"), ("city", "cities")],
+)
+def test_a_plural_is_the_name_of_its_singular_either_way(name: str, phrase: str) -> None:
+    schema = Schema("s", [Table(name, [Column(name, "id", "int")])])
+    assert schema.is_name(phrase)
+    assert not schema.is_name("cour")
