@@ -220,6 +220,7 @@ def _last_run_settings(
     The given ones, or, when none is given, those of the last recorded run (its configuration
     replayed from a temporary file, as `rerun` does).
     """
+    from masksql_pipe.engine.lock import folder_in_use
     from masksql_pipe.experiment.runlog import list_runs, recorded_option, run_in_progress
 
     runs = list_runs(data)
@@ -232,7 +233,9 @@ def _last_run_settings(
         yield pipeline or _default_pipeline(), config, start, limit, None, None
         return
     argv = [str(arg) for arg in last.get("argv") or []]
-    which = "the run in progress" if last.get("in_progress") else "run"
+    which = "run"
+    if last.get("in_progress"):  # noted when it started; a killed run never cleared the note
+        which = "the run in progress" if folder_in_use(data) else "the interrupted run"
     err.print(f"judged against the settings of {which} {last['id']}", highlight=False)
     with tempfile.TemporaryDirectory(prefix="masksql_pipe_status_") as folder:
         replay = Path(folder) / "config.json"

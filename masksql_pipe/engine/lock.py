@@ -48,3 +48,17 @@ def writer_lock(data_dir: Path) -> Iterator[None]:
     finally:
         sidecar.unlink(missing_ok=True)
         lock.release()
+
+
+def folder_in_use(data_dir: Path) -> bool:
+    """Whether a live process holds the folder's writer lock (a killed one holds none)."""
+    path = bookkeeping_dir(data_dir) / LOCK_NAME
+    if not path.exists():
+        return False
+    lock = FileLock(path, timeout=0, is_singleton=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False

@@ -6,6 +6,7 @@ judges by that pipeline; a pipeline that judges no case shows passed as n/a."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -149,6 +150,29 @@ def test_status_during_the_first_run_reports_its_pipeline(tmp_path: Path) -> Non
     assert "judged against the settings of the run in progress" in status.stderr
     assert not (data / ".masksql_pipe" / "running.json").exists()  # the run is over
     assert os.path.isdir(data / ".masksql_pipe" / "runs")
+
+
+def test_status_after_a_killed_run_calls_it_interrupted_not_in_progress(tmp_path: Path) -> None:
+    data = module(tmp_path, "gated", GATED)
+    args = ["--data", str(data), "--pipeline", "gated:Gated", f"gate={tmp_path / 'never'}"]
+    running = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        cwd=tmp_path,
+        env=cli_environment(WIDE),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (data / ".masksql_pipe" / "journal").exists():  # the stage has started
+        assert running.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    running.send_signal(signal.SIGKILL)
+    running.wait(timeout=30)
+    assert (data / ".masksql_pipe" / "running.json").exists()  # a killed run cannot clear it
+    status = cli("status", "--data", str(data), cwd=tmp_path, env=WIDE)
+    assert status.returncode == 0, status.stderr
+    assert "judged against the settings of the interrupted run" in status.stderr
+    assert "gated:Gated on" in status.stdout, status.stdout
 
 
 def test_without_verdicts_passed_is_n_a(tmp_path: Path) -> None:
