@@ -140,6 +140,7 @@ def run_pipeline(
         "100000",
         "models.slm=real",
         "models.llm=real",
+        *args.set,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env[KEY_VARIABLE] = os.environ.get(args.api_key_env or "", "") or "local"
@@ -378,6 +379,7 @@ def measure(args: argparse.Namespace) -> None:
         "start": args.start,
         "model": args.model,
         "arms": list(runs),
+        "settings": args.set,
         "command": sys.argv,
     }
     write_records(out, meta, records)
@@ -428,6 +430,13 @@ def main() -> None:
     parser.add_argument("--api-key-env", default=None, help="variable holding the key, if any")
     parser.add_argument("--only", choices=["masked", "unmasked"], default=None)
     parser.add_argument("--keep", type=Path, default=None, help="keep run folders here")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a pipeline setting for both arms (repeatable), e.g. ranking.keep_text_column=false",
+    )
     parser.add_argument("--empty-loopback", action="store_true")
     args = parser.parse_args()
     if args.compare:
