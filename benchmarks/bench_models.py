@@ -40,8 +40,9 @@ import orjson
 from masksql_pipe.engine.pipeline import Pipeline
 from masksql_pipe.engine.stage import RunOptions
 from masksql_pipe.lm.limits import CallLimits
+from masksql_pipe.lm.model_entries import ModelEntry
 from masksql_pipe.lm.openai_model import ClientPool, OpenAIModel
-from masksql_pipe.lm.registry import ModelRegistry, ModelSpec
+from masksql_pipe.lm.registry import ModelRegistry
 from masksql_pipe.prompt.processor import PromptProcessor
 
 KEY = "bench-key"
@@ -66,7 +67,14 @@ async def run_stage(url: str, rows: int, concurrency: int, no_cache: bool = Fals
     data = [{"id": i, "question": f"what is {i} times {i}?"} for i in range(rows)]
     (folder / "1_input.json").write_bytes(orjson.dumps(data))
     registry = ModelRegistry(
-        {"loop": ModelSpec("loop", "bench-model", base_url=url, max_concurrency=concurrency)},
+        {
+            "loop": ModelEntry(
+                model="bench-model",
+                base_url=url,
+                max_concurrency=concurrency,
+                api_key_env="OPENAI_API_KEY",
+            )
+        },
         {"OPENAI_API_KEY": KEY},
     )
     options = RunOptions(concurrency=concurrency, no_cache=no_cache, registry=registry)
