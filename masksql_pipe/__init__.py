@@ -35,7 +35,8 @@ _EXPORTS = {
         "SpecError",
     ),
     "masksql_pipe.experiment.pipeline": ("ExperimentPipeline",),
-    "masksql_pipe.lm.pricing": ("Budget", "BudgetExceeded", "Price"),
+    "masksql_pipe.lm.model_entries": ("Price",),
+    "masksql_pipe.lm.pricing": ("Budget", "BudgetExceeded"),
     "masksql_pipe.prompt.log": (
         "find_prompt_log",
         "latest_by_row",

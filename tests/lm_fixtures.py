@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from masksql_pipe.lm.registry import ModelRegistry, ModelSpec
+from masksql_pipe.lm.model_entries import ModelEntry
+from masksql_pipe.lm.registry import ModelRegistry
 from masksql_pipe.loopback.server import LoopbackServer
 from masksql_pipe.prompt.processor import PromptProcessor
 
@@ -44,11 +45,13 @@ def questions(n: int) -> list[dict[str, Any]]:
 def registry_for(
     srv: LoopbackServer, name: str = "loop", *, key: str = SECRET, **spec: Any
 ) -> ModelRegistry:
-    """A registry with one model `name` on the loopback server (key given in its env)."""
+    """A registry with one model `name` on the loopback server, its key in $OPENAI_API_KEY
+    (named outright: an entry with its own base_url and no 'api_key_env' sends no key)."""
     spec.setdefault("timeout", 2.0)
-    model_spec = ModelSpec(name=name, model=spec.pop("model", "loop-model"), **spec)
-    model_spec.base_url = model_spec.base_url or srv.base_url
-    return ModelRegistry({name: model_spec}, {"OPENAI_API_KEY": key})
+    spec.setdefault("model", "loop-model")
+    spec.setdefault("base_url", srv.base_url)
+    spec.setdefault("api_key_env", "OPENAI_API_KEY")
+    return ModelRegistry({name: ModelEntry(**spec)}, {"OPENAI_API_KEY": key})
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -34,10 +34,28 @@ def register_secret(value: str | None) -> None:
 
 def known_secrets() -> set[str]:
     """Registered keys and the values of secret-named environment variables."""
-    found = set(_registered)
-    for name, value in os.environ.items():
-        if len(value) >= MIN_KEY and _SECRET_NAME.search(name):
-            found.add(value)
+    return _registered | _environment_secrets()
+
+
+_scanned: tuple[dict[Any, Any] | None, frozenset[str]] = (None, frozenset())
+"""(the raw environment last scanned, the secrets found in it)."""
+
+
+def _environment_secrets() -> frozenset[str]:
+    """Values of secret-named environment variables, scanned again only when the environment
+    changed: scanning decodes every variable (~1 us each, per scrubbed row), while comparing
+    os's raw dict with a copy of it is a fraction of a microsecond and sees any change."""
+    global _scanned
+    raw = getattr(os.environ, "_data", None)  # the variables as os keeps them (CPython)
+    seen, found = _scanned
+    if raw is not None and raw == seen:
+        return found
+    found = frozenset(
+        value
+        for name, value in os.environ.items()
+        if len(value) >= MIN_KEY and _SECRET_NAME.search(name)
+    )
+    _scanned = (dict(raw) if raw is not None else None, found)
     return found
 
 

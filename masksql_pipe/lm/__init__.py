@@ -9,13 +9,14 @@ from masksql_pipe.lazy import lazy_exports
 
 _EXPORTS = {
     "masksql_pipe.lm.base": ("Completion", "InferModel", "Model", "estimate_tokens"),
-    "masksql_pipe.lm.batch": ("BatchRunner", "BatchSettings"),
+    "masksql_pipe.lm.batch": ("BatchRunner",),
     "masksql_pipe.lm.cache": ("ResponseCache", "cache_key"),
     "masksql_pipe.lm.endpoints": ("ReplicaModel",),
     "masksql_pipe.lm.limits": ("CallLimits",),
+    "masksql_pipe.lm.model_entries": ("BatchSettings", "ModelEntry", "Price"),
     "masksql_pipe.lm.offline": ("EchoModel", "FlakeyModel", "OracleModel"),
     "masksql_pipe.lm.openai_model": ("ModelRejected", "OpenAIModel"),
-    "masksql_pipe.lm.pricing": ("Budget", "BudgetExceeded", "Price"),
+    "masksql_pipe.lm.pricing": ("Budget", "BudgetExceeded"),
     "masksql_pipe.lm.registry": ("ModelRegistry",),
 }
 """Module -> the public names it defines: the package's one export list."""

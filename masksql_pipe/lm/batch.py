@@ -8,7 +8,8 @@ kill -9, a closed laptop) polls the same batch again and never submits it twice;
 between creating a batch and recording it finds the batch by its input file. Batches past the
 provider's limits (requests or bytes per file) are split. Polling backs off; terminal batches
 are downloaded: answered lines become completions, failed, expired or cancelled lines become
-per-prompt errors.
+per-prompt errors. The limits and polling pace are `model_entries.BatchSettings`, the models
+file's `batch:` entry.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -27,30 +28,20 @@ from masksql_pipe.errors import ModelError
 from masksql_pipe.lm.base import Completion
 from masksql_pipe.lm.pricing import cached_tokens
 
+if TYPE_CHECKING:
+    from masksql_pipe.lm.model_entries import BatchSettings
+
 ENDPOINT = "/v1/chat/completions"
 TERMINAL = ("completed", "expired", "cancelled", "failed")
 LIST_LIMIT = 1000
 """Recent batches searched for one created just before an interruption."""
 
 
-@dataclass(frozen=True)
-class BatchSettings:
-    """A provider's batch limits and how often to poll (OpenAI's limits by default)."""
-
-    max_requests: int = 50_000
-    max_bytes: int = 190 * 1024**2
-    """Bytes per input file; OpenAI allows 200 MB, a margin keeps multipart overhead inside."""
-    poll_seconds: float = 5.0
-    max_poll_seconds: float = 60.0
-    window: str = "24h"
-
-
 def parse_batch(where: str, value: Any) -> BatchSettings | None:
     """`batch: true` or `batch: {max_requests, max_bytes, poll_seconds, ...}` from a models file."""
     from masksql_pipe.lm.model_entries import ModelEntry, validate_part
 
-    entry = validate_part(ModelEntry, {"batch": value}, where)
-    return BatchSettings(**entry.batch.model_dump()) if entry.batch else None
+    return validate_part(ModelEntry, {"batch": value}, where).batch
 
 
 @dataclass

@@ -5,9 +5,9 @@ option models, header merging): at 100 requests in flight that, not the network,
 (benchmarks/bench_models.py). This sender posts the same JSON with the same authorization and
 follows the same rules: retry 408, 409, 429, 5xx, timeouts and refused connections with
 exponential back-off (0.5 s doubling, at most 8 s, up to 25% jitter), honour `Retry-After` /
-`retry-after-ms` up to 60 s and `x-should-retry`. Failures come back as the openai exceptions
-the model already maps to its error messages. The files and batches API still go through the
-openai client (rare calls).
+`retry-after-ms` up to 60 s and `x-should-retry`. Failures come back as the project's own
+`lm.endpoint_errors`, so this path never imports `openai` (0.7-0.9 s a process). The files and
+batches API still go through the openai client (rare calls).
 """
 
 from __future__ import annotations
@@ -19,9 +19,13 @@ import time
 from typing import Any
 
 import aiohttp
-import httpx2
-import openai
 import orjson
+
+from masksql_pipe.lm.endpoint_errors import (
+    EndpointStatusError,
+    EndpointTimeout,
+    EndpointUnreachable,
+)
 
 INITIAL_DELAY = 0.5
 MAX_DELAY = 8.0
@@ -49,7 +53,7 @@ class DirectChat:
     async def post(
         self, body: dict[str, Any], timeout: float, max_retries: int
     ) -> tuple[bytes, int]:
-        """POST `body`; (response bytes of a 2xx, retries taken), else an openai exception."""
+        """POST `body`; (response bytes of a 2xx, retries taken), else an `EndpointError`."""
         session = self._open()
         data = orjson.dumps(body)
         limit = aiohttp.ClientTimeout(total=timeout)
@@ -62,14 +66,14 @@ class DirectChat:
                         return payload, retries
                     retry, wait = _retry_rule(response.status, response.headers)
                     if not retry or retries >= max_retries:
-                        raise _status_error(self.url, response.status, response.headers, payload)
+                        raise _status_error(response.status, response.headers, payload)
             except (TimeoutError, aiohttp.ServerTimeoutError):
                 if retries >= max_retries:
-                    raise openai.APITimeoutError(request=_request(self.url)) from None
+                    raise EndpointTimeout(f"{self.url}: request timed out") from None
                 wait = None
             except aiohttp.ClientError as exc:
                 if retries >= max_retries:
-                    error = openai.APIConnectionError(request=_request(self.url))
+                    error = EndpointUnreachable(f"{self.url}: connection error")
                     raise error from getattr(exc, "os_error", exc)
                 wait = None
             await asyncio.sleep(_delay(retries, wait))
@@ -123,17 +127,12 @@ def _delay(retries: int, wait: float | None) -> float:
     return delay * (1 - 0.25 * random.random())
 
 
-def _request(url: str) -> httpx2.Request:
-    return httpx2.Request("POST", url)
-
-
-def _status_error(url: str, status: int, headers: Any, payload: bytes) -> openai.APIStatusError:
-    """The openai exception for an error status (the model maps it to its message)."""
+def _status_error(status: int, headers: Any, payload: bytes) -> EndpointStatusError:
+    """The failure for an error status, worded as the openai client words it."""
     try:
         body: Any = orjson.loads(payload)
     except orjson.JSONDecodeError:
         body = payload.decode("utf-8", "replace")
-    response = httpx2.Response(
-        status, headers=dict(headers), content=payload, request=_request(url)
+    return EndpointStatusError(
+        f"Error code: {status} - {body}", status=status, headers=headers, body=body
     )
-    return openai.APIStatusError(f"Error code: {status} - {body}", response=response, body=body)

@@ -16,13 +16,15 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from masksql_pipe.errors import ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.openai_model import ModelRejected, ModelUnreachable, OpenAIModel
-from masksql_pipe.lm.replica_specs import EndpointSpec
+
+if TYPE_CHECKING:
+    from masksql_pipe.lm.model_entries import EndpointEntry
 
 FAILURES_TO_SET_ASIDE = 2
 """Consecutive failed requests after which an endpoint is set aside."""
@@ -173,7 +175,7 @@ def _without_url(settings: dict[str, Any]) -> dict[str, Any]:
 
 def replica_set(
     template: OpenAIModel,
-    endpoints: list[EndpointSpec],
+    endpoints: list[EndpointEntry],
     limits: CallLimits,
     default_concurrency: Callable[[str], int | None],
 ) -> ReplicaModel:

@@ -1,5 +1,8 @@
 """The models file's entries as pydantic models: one place that says what each setting takes.
 
+The registry and the model layer use them as they are (a model's `price`, `batch` settings and
+`base_urls` are these objects), so each concept has one definition.
+
 `validate_entry` (and the `price`, `batch` and `base_urls` parts on their own) turn pydantic's
 errors into the one line a user needs: the file, the model, the setting, what it takes and
 what was given (never a value that could be a key).
@@ -60,8 +63,9 @@ class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PriceEntry(_Entry):
-    """`price:` dollars per million tokens, as providers publish them."""
+class Price(_Entry):
+    """`price:` dollars per million tokens, as providers publish them; `batch_discount` is the
+    fraction paid through a batch API."""
 
     input: Number = Field(ge=0, description="dollars per million tokens")
     output: Number = Field(ge=0, description="dollars per million tokens")
@@ -71,6 +75,33 @@ class PriceEntry(_Entry):
     batch_discount: Number = Field(
         1.0, gt=0, le=1, description="the fraction paid in batch mode: 0.5 = half price"
     )
+
+    def cost(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        *,
+        batch: bool = False,
+    ) -> float:
+        """Dollars for one call; `cached_tokens` (part of the prompt) bill at `cached_input`."""
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        dollars = (
+            (prompt_tokens - cached) * self.input
+            + cached * cached_rate
+            + completion_tokens * self.output
+        ) / 1_000_000
+        return dollars * (self.batch_discount if batch else 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as given in the models file (for records and fingerprints)."""
+        data: dict[str, Any] = {"input": self.input, "output": self.output}
+        if self.cached_input is not None:
+            data["cached_input"] = self.cached_input
+        if self.batch_discount != 1.0:
+            data["batch_discount"] = self.batch_discount
+        return data
 
 
 class EndpointEntry(_Entry):
@@ -91,23 +122,26 @@ class EndpointEntry(_Entry):
         return value
 
 
-class BatchEntry(_Entry):
-    """`batch: true` or `batch: {...}`: a provider's batch limits and how often to poll."""
+class BatchSettings(_Entry):
+    """`batch: true` or `batch: {...}`: a provider's batch limits and how often to poll
+    (OpenAI's limits by default)."""
 
     max_requests: Whole = Field(50_000, gt=0, description="requests per batch")
     max_bytes: Whole = Field(190 * 1024**2, gt=0, description="bytes per input file")
+    # OpenAI allows 200 MB a file: the margin holds the multipart overhead
     poll_seconds: Number = Field(5.0, gt=0)
     max_poll_seconds: Number = Field(60.0, gt=0)
     window: str = Field("24h", description="like '24h'")
 
 
 def _batch(value: Any) -> Any:
-    """`true` means the defaults, `false` none; otherwise a mapping of batch settings."""
+    """`true` means the defaults, `false` none; otherwise a mapping of batch settings (or, from
+    code, the settings themselves)."""
     if value is True:
         return {}
     if value is False:
         return None
-    if value is not None and not isinstance(value, dict):
+    if value is not None and not isinstance(value, dict | BatchSettings):
         raise ValueError(f"must be true, false or a mapping of batch settings, got {value!r}")
     return value
 
@@ -128,8 +162,8 @@ class ModelEntry(_Entry):
     timeout: Number = Field(DEFAULT_TIMEOUT, ge=0.001, description="seconds per request")
     max_retries: Whole = Field(DEFAULT_MAX_RETRIES, ge=0)
     structured: Literal["json_schema", "json_object"] | None = None
-    price: PriceEntry | None = None
-    batch: Annotated[BatchEntry | None, BeforeValidator(_batch)] = None
+    price: Price | None = None
+    batch: Annotated[BatchSettings | None, BeforeValidator(_batch)] = None
     client: Literal["direct", "openai"] = Field(
         "direct", description="direct: the lean sender; openai: the openai client"
     )
@@ -267,7 +301,7 @@ def _dotted(loc: list[Any]) -> str:
 
 
 def _model_at(kind: type[BaseModel], loc: list[Any]) -> type[BaseModel] | None:
-    """The entry model a location leads to (``['price']`` -> PriceEntry), for its keys."""
+    """The entry model a location leads to (``['price']`` -> Price), for its keys."""
     model: type[BaseModel] | None = kind
     for part in loc:
         if isinstance(part, int):

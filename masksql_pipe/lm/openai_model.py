@@ -5,6 +5,10 @@ The client does the retrying (exponential back-off with jitter, Retry-After hono
 generic `post` (same retries, auth and timeouts, no TypedDict transform) and replies are parsed
 with orjson, skipping the pydantic models; the aiohttp transport is used. Each measured faster
 (see benchmarks/bench_models.py).
+
+By default chat requests go through the lean sender (`lm.direct`) instead, and `openai` is
+imported only where a client is built (the "openai" client setting, the batch and files API):
+importing it costs 0.7-0.9 s a process. Both paths fail with `lm.endpoint_errors`.
 """
 
 from __future__ import annotations
@@ -14,10 +18,8 @@ import copy
 import hashlib
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx2
-import openai
 import orjson
 
 from masksql_pipe.engine.scrub import register_secret, scrub_text
@@ -25,9 +27,17 @@ from masksql_pipe.errors import ConfigError, ModelError, StageFatal
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
 from masksql_pipe.lm.direct import DirectChat
 from masksql_pipe.lm.endpoint_defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from masksql_pipe.lm.endpoint_errors import (
+    EndpointStatusError,
+    EndpointTimeout,
+    EndpointUnreachable,
+)
 from masksql_pipe.lm.limits import CallLimits
 from masksql_pipe.lm.pricing import cached_tokens
 from masksql_pipe.lm.request_fields import check_structured, effective_sampling, response_format
+
+if TYPE_CHECKING:
+    import openai
 
 
 class ModelRejected(ModelError, StageFatal):
@@ -72,6 +82,8 @@ class ClientPool:
         slot = (base_url, key_id, id(loop))
         client = self._clients.get(slot)
         if client is None:
+            import openai  # here only: the default sender and offline models never need it
+
             http_client = openai.DefaultAioHttpClient() if self.transport == "aiohttp" else None
             client = openai.AsyncOpenAI(
                 api_key=api_key,
@@ -282,7 +294,28 @@ class OpenAIModel(Model):
                 body = {"model": self.model, "messages": messages, **fields}
                 content, taken = await sender.post(body, self.timeout, self.max_retries)
                 return _read_raw(content, taken)
-            client = self._client()
+            return await self._send_by_client(messages, fields)
+        except EndpointStatusError as exc:
+            raise self._status_error(exc) from None
+        except EndpointTimeout:
+            raise ModelError(
+                f"model {self.name!r}: no answer from {self.base_url} within {self.timeout:g}s, "
+                f"after {self.max_retries} retries (raise 'timeout' in the model config)"
+            ) from None
+        except EndpointUnreachable:
+            raise self._unreachable() from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise _MalformedReply(str(exc), 0) from None
+
+    async def _send_by_client(
+        self, messages: Messages, fields: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], int, str | None]:
+        """`_send` through the openai client; its failures become `lm.endpoint_errors`."""
+        import httpx2
+        import openai
+
+        client = self._client()
+        try:
             if self._raw:
                 # the client's own request path (retries, timeouts, auth) without the
                 # TypedDict transform and pydantic models: measured ~15% faster at 100 in flight
@@ -300,18 +333,18 @@ class OpenAIModel(Model):
             choice = parsed.choices[0]
             return choice.message.content or "", usage, 0, choice.finish_reason
         except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
+            raise EndpointStatusError(
+                exc.message,
+                status=exc.status_code,
+                headers=exc.response.headers,
+                body=exc.body,
+            ) from None
         except openai.APITimeoutError as exc:
             if _refused(exc):
-                raise self._unreachable() from None
-            raise ModelError(
-                f"model {self.name!r}: no answer from {self.base_url} within {self.timeout:g}s, "
-                f"after {self.max_retries} retries (raise 'timeout' in the model config)"
-            ) from None
-        except openai.APIConnectionError:
-            raise self._unreachable() from None
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise _MalformedReply(str(exc), 0) from None
+                raise EndpointUnreachable(str(exc)) from None
+            raise EndpointTimeout(str(exc)) from None
+        except openai.APIConnectionError as exc:
+            raise EndpointUnreachable(str(exc)) from None
 
     def _unreachable(self) -> ModelError:
         return ModelUnreachable(
@@ -319,13 +352,13 @@ class OpenAIModel(Model):
             f"{self.max_retries} retries (check base_url and that the server is up)"
         )
 
-    def _status_error(self, exc: openai.APIStatusError) -> ModelError:
+    def _status_error(self, exc: EndpointStatusError) -> ModelError:
         error = self._status_error_for(exc)
-        error.status = exc.status_code  # type: ignore[attr-defined] # replica sets read it
+        error.status = exc.status  # type: ignore[attr-defined] # replica sets read it
         return error
 
-    def _status_error_for(self, exc: openai.APIStatusError) -> ModelError:
-        status = exc.status_code
+    def _status_error_for(self, exc: EndpointStatusError) -> ModelError:
+        status = exc.status
         detail = self._scrub(_error_message(exc))
         where = f"model {self.name!r} ({self.model} at {self.base_url})"
         if status == 401:
@@ -430,7 +463,7 @@ def _read_raw(body: bytes, retries_taken: int) -> tuple[str, dict[str, Any], int
     return text or "", usage, retries_taken, finish if isinstance(finish, str) else None
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
+def _error_message(exc: EndpointStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)

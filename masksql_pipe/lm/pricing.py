@@ -1,64 +1,30 @@
 """Dollars for model calls: a price table per model, and a run budget checked before sending.
 
 Prices are dollars per million tokens, as providers publish them. A model without a price has
-no cost figure anywhere (tokens only): a made-up figure would be worse than none.
+no cost figure anywhere (tokens only): a made-up figure would be worse than none. The price
+table itself is `model_entries.Price`, the models file's `price:` entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from masksql_pipe.errors import ConfigError, StageFatal
 
+if TYPE_CHECKING:
+    from masksql_pipe.lm.model_entries import Price
+
 DEFAULT_OUTPUT_BOUND = 1000
 """Completion tokens assumed per call by a budget estimate when no max_tokens is set."""
-
-
-@dataclass(frozen=True)
-class Price:
-    """Dollars per million tokens; `batch_discount` is the fraction paid through a batch API."""
-
-    input: float
-    output: float
-    cached_input: float | None = None
-    batch_discount: float = 1.0
-
-    def cost(
-        self,
-        prompt_tokens: int,
-        completion_tokens: int,
-        cached_tokens: int = 0,
-        *,
-        batch: bool = False,
-    ) -> float:
-        """Dollars for one call; `cached_tokens` (part of the prompt) bill at `cached_input`."""
-        cached = min(max(cached_tokens, 0), prompt_tokens)
-        cached_rate = self.input if self.cached_input is None else self.cached_input
-        dollars = (
-            (prompt_tokens - cached) * self.input
-            + cached * cached_rate
-            + completion_tokens * self.output
-        ) / 1_000_000
-        return dollars * (self.batch_discount if batch else 1.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The table as given in the models file (for records and fingerprints)."""
-        data: dict[str, Any] = {"input": self.input, "output": self.output}
-        if self.cached_input is not None:
-            data["cached_input"] = self.cached_input
-        if self.batch_discount != 1.0:
-            data["batch_discount"] = self.batch_discount
-        return data
 
 
 def parse_price(where: str, value: Any) -> Price | None:
     """A `price:` mapping from the models file, or None when absent; ConfigError names the key."""
     if value is None:
         return None
-    from masksql_pipe.lm.model_entries import PriceEntry, validate_part
+    from masksql_pipe.lm.model_entries import Price, validate_part
 
-    return Price(**validate_part(PriceEntry, value, where, "price").model_dump())
+    return validate_part(Price, value, where, "price")
 
 
 class BudgetExceeded(StageFatal):

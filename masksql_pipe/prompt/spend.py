@@ -13,13 +13,16 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from masksql_pipe.engine.stage import RowCounter, RunOptions
 from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm.base import Completion, Messages, Model, estimate_tokens, messages_text
-from masksql_pipe.lm.batch import BatchRunner, BatchSettings
-from masksql_pipe.lm.pricing import DEFAULT_OUTPUT_BOUND, Budget, Price
+from masksql_pipe.lm.batch import BatchRunner
+from masksql_pipe.lm.pricing import DEFAULT_OUTPUT_BOUND, Budget
+
+if TYPE_CHECKING:
+    from masksql_pipe.lm.model_entries import BatchSettings, Price
 
 COST_KEY = "total_cost"
 """Row key: dollars spent on the row's model calls (only when the models have prices)."""
@@ -43,7 +46,11 @@ class StageSpend:
         own = getattr(model, "batch", None)
         self.batch: BatchSettings | None = None
         if not model.offline and (own is not None or options.batch):
-            self.batch = own or BatchSettings()
+            if own is None:
+                from masksql_pipe.lm.model_entries import BatchSettings
+
+                own = BatchSettings()
+            self.batch = own
         self.record = record
         self.label = label
         self.output_bound = output_bound or DEFAULT_OUTPUT_BOUND

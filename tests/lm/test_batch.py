@@ -18,7 +18,8 @@ from masksql_pipe.engine.files import bookkeeping_dir
 from masksql_pipe.engine.pipeline import Pipeline
 from masksql_pipe.engine.stage import ERROR_KEY, RunOptions
 from masksql_pipe.errors import ConfigError
-from masksql_pipe.lm.batch import BatchRunner, BatchSettings, parse_batch
+from masksql_pipe.lm.batch import BatchRunner, parse_batch
+from masksql_pipe.lm.model_entries import BatchSettings
 from masksql_pipe.loopback.server import LoopbackServer
 from tests.lm_fixtures import SECRET, Ask, questions, read_rows, registry_for, write_input
 

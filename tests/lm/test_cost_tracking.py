@@ -30,7 +30,7 @@ def registry(tmp_path: Path, srv: LoopbackServer, extra: str = "") -> ModelRegis
         f"models:\n  loop:\n    model: m\n    base_url: '{srv.base_url}'\n{extra}",
         encoding="utf-8",
     )
-    return ModelRegistry(load_config(config), {"OPENAI_API_KEY": SECRET})
+    return ModelRegistry(load_config(config), {"OPENAI_API_KEY": SECRET}, config_file=config)
 
 
 def run(data: Path, reg: ModelRegistry, stages: list[Any] | None = None, **options: Any) -> Any:

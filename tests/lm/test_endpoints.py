@@ -25,7 +25,7 @@ def registry(tmp_path: Path, urls: str, extra: str = "") -> ModelRegistry:
         f"models:\n  loop:\n    model: m\n    timeout: 2\n    base_urls: {urls}\n{extra}",
         encoding="utf-8",
     )
-    return ModelRegistry(load_config(config), {"OPENAI_API_KEY": SECRET})
+    return ModelRegistry(load_config(config), {"OPENAI_API_KEY": SECRET}, config_file=config)
 
 
 def run(data: Path, reg: ModelRegistry, **options: Any) -> Any:

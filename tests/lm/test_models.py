@@ -13,8 +13,8 @@ import pytest
 
 from masksql_pipe.errors import ConfigError, ModelError
 from masksql_pipe.lm import Completion, FlakeyModel, ModelRegistry, ResponseCache, cache_key
+from masksql_pipe.lm.model_entries import BatchSettings, ModelEntry, Price
 from masksql_pipe.lm.openai_model import ModelRejected
-from masksql_pipe.lm.registry import ModelSpec
 from masksql_pipe.loopback.server import LoopbackServer, prompt_id
 from tests.lm_fixtures import SECRET, registry_for, server_fixture  # noqa: F401 - fixture
 
@@ -347,11 +347,31 @@ async def test_connection_refused_is_a_model_error() -> None:
     with LoopbackServer() as srv:
         url = srv.base_url
     registry = ModelRegistry(
-        {"gone": ModelSpec("gone", "m", base_url=url, max_retries=0)}, {"OPENAI_API_KEY": "k"}
+        {"gone": ModelEntry(model="m", base_url=url, max_retries=0, api_key_env="OPENAI_API_KEY")},
+        {"OPENAI_API_KEY": "k"},
     )
     with pytest.raises(ModelError, match="cannot connect"):
         await registry.get("gone").complete(USER)
     await registry.aclose()
+
+
+async def test_entries_are_used_as_given_and_an_own_endpoint_sends_no_key_unless_named() -> None:
+    """The registry takes the models file's pydantic entries as they are: a model's price and
+    batch settings are the entry's own objects; an entry with its own base_url and no
+    'api_key_env' sends no key (a local server) even with $OPENAI_API_KEY set."""
+    with LoopbackServer(api_key="no-key") as srv:
+        price = Price(input=1, output=2)
+        entries = {
+            "local": ModelEntry(model="m", base_url=srv.base_url, price=price, batch=True),
+            "named": ModelEntry(model="m", base_url=srv.base_url, api_key_env="OPENAI_API_KEY"),
+        }
+        registry = ModelRegistry(entries, {"OPENAI_API_KEY": SECRET})
+        local = registry.get("local")
+        assert local.price is price and local.batch == BatchSettings()  # type: ignore[attr-defined]
+        assert (await local.complete(USER)).text == "hello there, model"
+        with pytest.raises(ModelError, match="HTTP 401"):
+            await registry.get("named").complete(USER)
+        await registry.aclose()
 
 
 # -- limits --------------------------------------------------------------------------------------

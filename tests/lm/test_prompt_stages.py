@@ -11,7 +11,7 @@ from masksql_pipe.engine.pipeline import Pipeline
 from masksql_pipe.engine.stage import ERROR_KEY, RunOptions
 from masksql_pipe.errors import ConfigError, ModelError, StageFatal
 from masksql_pipe.lm import ModelRegistry
-from masksql_pipe.lm.registry import ModelSpec
+from masksql_pipe.lm.model_entries import ModelEntry
 from masksql_pipe.loopback.server import LoopbackServer
 from tests.lm_fixtures import (
     SECRET,
@@ -272,7 +272,8 @@ async def test_unreachable_endpoint_stops_the_stage_once(tmp_path: Path) -> None
         url = gone.base_url
     path = write_input(tmp_path, questions(40))
     registry = ModelRegistry(
-        {"gone": ModelSpec("gone", "m", base_url=url, max_retries=1)}, {"OPENAI_API_KEY": SECRET}
+        {"gone": ModelEntry(model="m", base_url=url, max_retries=1, api_key_env="OPENAI_API_KEY")},
+        {"OPENAI_API_KEY": SECRET},
     )
     pipeline = Pipeline([Ask("answer", "gone")], quiet(registry=registry, concurrency=4))
     with pytest.raises(ModelError, match="cannot connect") as info:

@@ -13,7 +13,7 @@ import orjson
 
 from masksql_pipe.engine.pipeline import streams
 from masksql_pipe.engine.stage import RunOptions
-from masksql_pipe.lm.batch import BatchSettings
+from masksql_pipe.lm.model_entries import BatchSettings
 from masksql_pipe.lm.pricing import Budget
 from masksql_pipe.loopback.server import LoopbackServer
 from tests.conftest import ROOT
