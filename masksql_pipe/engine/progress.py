@@ -12,14 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-)
-
 from masksql_pipe.engine.eta import Eta, format_eta
 from masksql_pipe.engine.stage import RowCounter
 
@@ -48,6 +40,10 @@ async def show_progress(
     started = time.monotonic()
     eta = Eta(started)
     if tty:
+        # rich loads only for a bar on a terminal: a plain or silent run never pays its import
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

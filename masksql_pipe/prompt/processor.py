@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import jinja2
 import orjson
 
 from masksql_pipe.engine.scrub import scrub_text
@@ -31,6 +31,9 @@ from masksql_pipe.lm.cache import ResponseCache, cache_key
 from masksql_pipe.lm.registry import ModelRegistry
 from masksql_pipe.prompt.log import PROMPT_LOG_STAT, LogTally, prompt_log_path
 from masksql_pipe.prompt.spend import StageSpend
+
+if TYPE_CHECKING:
+    import jinja2
 
 TOKENS_KEY = "total_toks"
 LATENCY_KEY = "total_latency"
@@ -156,6 +159,8 @@ class PromptProcessor(JsonListTransformer):
     def render(self, **variables: Any) -> str:
         """Render the stage's template; a variable it uses but is not given is an error."""
         template = self._compiled or self._compile()
+        import jinja2  # loaded with the first template, so template-less stages never pay it
+
         try:
             return template.render(**variables)
         except jinja2.UndefinedError as exc:
@@ -169,6 +174,8 @@ class PromptProcessor(JsonListTransformer):
         path = self.template
         if not path.is_file():
             raise ConfigError(f"template {path}: file not found (stage {self.name})")
+        import jinja2
+
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(path.parent)),
             undefined=jinja2.StrictUndefined,
@@ -318,7 +325,7 @@ class PromptProcessor(JsonListTransformer):
                     self._get_prompt(row)
                 except ConfigError as exc:
                     raise ConfigError(f"{exc} [first row, index {index}]") from None
-                except jinja2.TemplateError as exc:
+                except _template_errors() as exc:
                     raise ConfigError(f"template {self.template}: {exc} [row {index}]") from None
                 except Exception:
                     pass  # a data problem of that row: it becomes that row's error
@@ -651,3 +658,9 @@ def _names(variables: dict[str, Any]) -> str:
     names = sorted(variables)
     shown = ", ".join(names[:12])
     return shown + (", ..." if len(names) > 12 else "") if names else "nothing"
+
+
+def _template_errors() -> tuple[type[BaseException], ...]:
+    """jinja2's error class if jinja2 is loaded: if it is not, no template error was raised."""
+    jinja2 = sys.modules.get("jinja2")
+    return (jinja2.TemplateError,) if jinja2 is not None else ()

@@ -2,7 +2,8 @@
 
 Each check runs real model stages in a fresh interpreter (a subprocess: the test process has
 imported `openai` already) against the loopback server, through faults, a refused key and a
-server that is down, then reports whether `openai` (or its `httpx2`) got imported.
+server that is down, then reports whether `openai` (or its `httpx2`) got imported, or rich
+(only a progress bar on a terminal needs it) or jinja2 (only a template needs it).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ async def offline():
 
 
 asyncio.run(remote() if MODE == "remote" else offline())
-print("IMPORTED=" + ",".join(m for m in ("openai", "httpx2") if m in sys.modules))
+print("IMPORTED=" + ",".join(m for m in ("openai", "httpx2", "rich", "jinja2") if m in sys.modules))
 """
 
 
