@@ -58,9 +58,14 @@ class RunOptions:
     run_id: str | None = None
     """The run record's id: prompt-log lines carry it, so a row's calls can be told apart
     from earlier runs' (whose row numbers may even mean other rows, after another --start)."""
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=lambda: default_workers())
     """Processes that compute the rows of a stage declaring ``processes = True`` (`--workers`;
     default: the machine's cores; 1: in-process)."""
+
+
+def default_workers() -> int:
+    """Worker processes of a run unless ``--workers`` says otherwise: the machine's cores."""
+    return os.cpu_count() or 1
 
 
 INCOMPLETE_STAT = "incomplete"
