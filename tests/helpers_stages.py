@@ -10,6 +10,7 @@ from typing import Any
 
 from masksql_pipe import JsonListTransformer
 from masksql_pipe.engine.basic_stages import LimitJson
+from masksql_pipe.errors import StageFatal
 from masksql_pipe.experiment import Pipeline as Experiment
 
 
@@ -43,6 +44,8 @@ class Logged(JsonListTransformer):
         self._log(f"pid {os.getpid()}")
         if row["x"] == self.hang_on:
             time.sleep(60)
+        if row["x"] == self.fatal_on:
+            raise StageFatal(f"row {row['x']}: every row would fail")
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_when and os.path.exists(self.fail_when) and row["x"] % 3 == 0:
@@ -57,7 +60,7 @@ class Crunch(JsonListTransformer):
     process that computed the row is in ``pid``; a row whose x is a multiple of ``fail_every``
     raises; with ``side_file``, 'start x' / 'end x' lines (and 'pid p'); rows whose x is a
     multiple of 7 take ``delay`` seconds longer, so chunks finish out of order; row ``hang_on``
-    blocks its process for a minute."""
+    blocks its process for a minute, row ``fatal_on`` stops the stage (StageFatal)."""
 
     processes = True
 
@@ -68,12 +71,14 @@ class Crunch(JsonListTransformer):
         side_file: str | None = None,
         delay: float = 0.0,
         hang_on: int | None = None,
+        fatal_on: int | None = None,
     ) -> None:
         self.fail_every = fail_every
         self.pid = pid
         self.side_file = side_file
         self.delay = delay
         self.hang_on = hang_on
+        self.fatal_on = fatal_on
 
     def _log(self, text: str) -> None:
         if self.side_file:
@@ -85,6 +90,8 @@ class Crunch(JsonListTransformer):
         self._log(f"pid {os.getpid()}")
         if row["x"] == self.hang_on:
             time.sleep(60)
+        if row["x"] == self.fatal_on:
+            raise StageFatal(f"row {row['x']}: every row would fail")
         if self.delay:
             await asyncio.sleep(self.delay * (3 if row["x"] % 7 == 0 else 1))
         if self.fail_every and row["x"] % self.fail_every == 0:

@@ -132,8 +132,12 @@ class _Worker:
                 if not chunk:
                     exhausted = True
                     break
-                self.tasks.write(_frame(chunk))
-                await self.tasks.drain()
+                try:
+                    self.tasks.write(_frame(chunk))
+                    await self.tasks.drain()
+                except ConnectionError:  # the worker stopped: its last replies say why
+                    while True:
+                        finished(await self.receive())
                 inflight += 1
             if inflight == 0:
                 if exhausted:

@@ -19,6 +19,7 @@ from masksql_pipe.engine.files import read_json
 from masksql_pipe.engine.lock import folder_in_use
 from masksql_pipe.engine.processes import MIN_ROWS, run_in_processes
 from masksql_pipe.engine.stage import RowCounter
+from masksql_pipe.errors import StageFatal
 from tests.conftest import ROOT, cli, load, write_rows
 from tests.helpers_stages import Crunch, CrunchFiles, side_counts
 
@@ -85,6 +86,15 @@ def test_a_failing_row_is_the_same_failed_row_as_in_process(tmp_path: Path) -> N
         "x": 30,
         "pipe_error": {"stage": "Crunch", "type": "ValueError", "message": "row 30 refused"},
     }
+
+
+def test_a_fatal_error_in_a_worker_stops_the_stage_as_in_process(tmp_path: Path) -> None:
+    for workers in (1, 2):
+        folder = tmp_path / f"w{workers}"
+        write_rows(folder / "1_input.json", [{"x": i} for i in range(200)])
+        with pytest.raises(StageFatal, match="row 150: every row would fail"):
+            _run(folder, Crunch(fatal_on=150), workers)
+        assert not (folder / "2_Crunch.json").exists()
 
 
 SCRIPT = """
