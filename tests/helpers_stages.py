@@ -41,11 +41,6 @@ class Logged(JsonListTransformer):
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         self._log(f"start {row['x']}")
-        self._log(f"pid {os.getpid()}")
-        if row["x"] == self.hang_on:
-            time.sleep(60)
-        if row["x"] == self.fatal_on:
-            raise StageFatal(f"row {row['x']}: every row would fail")
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_when and os.path.exists(self.fail_when) and row["x"] % 3 == 0:
