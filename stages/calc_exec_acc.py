@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 from stages.base import ExecutionLimits, LocalStage, SqlExecution
 from stages.dataset.spider import require
@@ -15,6 +15,10 @@ class CalcExecAcc(SqlExecution, LocalStage):
     """Adds `exec_acc` (1 or 0), `gold_result`/`pred_result` (first rows) and their errors,
     and beside it the original MaskSQL's list-equality EA (`exec_acc_original`) and both EAs
     of the SQL before RepairSql changed it (`*_before_repair`)."""
+
+    processes: ClassVar[bool] = True
+    """SQL runs and comparisons are CPU work with no model: rows go to worker processes
+    (each opens its own connections, one per query; nothing is kept across rows)."""
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from stages.base import ExecutionLimits, LocalStage, SqlExecution
 from stages.dataset.spider import require
@@ -13,6 +13,10 @@ class ExecuteConcreteSql(SqlExecution, LocalStage):
 
     A missing database is the row's error (it names the file).
     """
+
+    processes: ClassVar[bool] = True
+    """SQL runs and comparisons are CPU work with no model: rows go to worker processes
+    (each opens its own connections, one per query; nothing is kept across rows)."""
 
     def __init__(
         self,

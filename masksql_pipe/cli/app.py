@@ -32,6 +32,7 @@ from masksql_pipe.cli.options import (
     ProgressOpt,
     RetryErrorsOpt,
     StartOpt,
+    WorkersOpt,
 )
 from masksql_pipe.engine.files import BOOKKEEPING_DIR, numbered_files, parse_stage_file, read_rows
 from masksql_pipe.engine.row_diff import row_diff
@@ -62,6 +63,7 @@ def run_command(
     force: ForceOpt = False,
     retry_errors: RetryErrorsOpt = False,
     concurrency: ConcurrencyOpt = 16,
+    workers: WorkersOpt = None,
     start: StartOpt = 0,
     limit: LimitOpt = None,
     max_errors: MaxErrorsOpt = 0,
@@ -75,11 +77,12 @@ def run_command(
     A folder without 1_input.json resumes from its lowest-numbered file (or --input names one).
     """
     from masksql_pipe.cli.run import run_pipeline
-    from masksql_pipe.engine.stage import RunOptions
+    from masksql_pipe.engine.stage import RunOptions, default_workers
     from masksql_pipe.lm.pricing import Budget
 
     options = RunOptions(
         concurrency=concurrency,
+        workers=workers or default_workers(),
         force=force,
         from_number=from_number,
         retry_errors=retry_errors,

@@ -34,6 +34,7 @@ from masksql_pipe.cli.options import (
     ProgressOpt,
     RetryErrorsOpt,
     RunArg,
+    WorkersOpt,
 )
 from masksql_pipe.engine.environment import models_file
 from masksql_pipe.engine.files import write_atomic
@@ -255,6 +256,7 @@ def rerun_command(
     force: ForceOpt = False,
     retry_errors: RetryErrorsOpt = False,
     concurrency: ConcurrencyOpt = 16,
+    workers: WorkersOpt = None,
     max_errors: MaxErrorsOpt = 0,
     no_cache: NoCacheOpt = False,
     progress: ProgressOpt = None,
@@ -267,7 +269,7 @@ def rerun_command(
     the log holds redacted (secrets) must be supplied again as overrides.
     """
     from masksql_pipe.cli.run import run_pipeline
-    from masksql_pipe.engine.stage import RunOptions
+    from masksql_pipe.engine.stage import RunOptions, default_workers
     from masksql_pipe.experiment.config import REDACTED, iter_dotted, parse_overrides
     from masksql_pipe.experiment.runlog import load_run, recorded_option
     from masksql_pipe.lm.pricing import Budget
@@ -298,6 +300,7 @@ def rerun_command(
     input_name = recorded_option(argv, "--input", str)
     options = RunOptions(
         concurrency=concurrency,
+        workers=workers or default_workers(),
         force=force,
         retry_errors=retry_errors,
         no_cache=no_cache,

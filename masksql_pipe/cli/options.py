@@ -42,6 +42,16 @@ RunArg = Annotated[str, typer.Argument(help="Run id, unique id prefix, or 'lates
 ForceOpt = Annotated[bool, typer.Option("--force", help="Rerun every stage.")]
 RetryErrorsOpt = Annotated[bool, typer.Option("--retry-errors", help="Rerun only the failed rows.")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Rows in flight per stage.", min=1)]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Processes computing the rows of stages that call no model and declare "
+        "`processes = True` (SQL execution, scoring); 1 runs them in-process. "
+        "Default: the number of cores.",
+        min=1,
+    ),
+]
 MaxErrorsOpt = Annotated[
     int, typer.Option("--max-errors", help="Failed rows tolerated before exit code 1.")
 ]

@@ -42,6 +42,7 @@ from masksql_pipe.engine.files import (
 from masksql_pipe.engine.journal import RowJournal
 from masksql_pipe.engine.lock import writer_lock
 from masksql_pipe.engine.partial import PartialOutput
+from masksql_pipe.engine.processes import run_in_processes, uses_processes
 from masksql_pipe.engine.progress import show_progress
 from masksql_pipe.engine.records import (
     external_change,
@@ -411,7 +412,19 @@ class Pipeline:
             journal.open(keep=status == "resumed")
             try:
                 async with show_progress(key, counter, self.options.progress, self.log):
-                    await stage.process_rows(rows, todo, on_done, counter, self.options.concurrency)
+                    if self._in_processes(stage):
+                        await run_in_processes(
+                            stage,
+                            ((i, rows[i]) for i in todo),
+                            on_done,
+                            counter,
+                            self.options.concurrency,
+                            self.options.workers,
+                        )
+                    else:
+                        await stage.process_rows(
+                            rows, todo, on_done, counter, self.options.concurrency
+                        )
             except BaseException as exc:
                 journal.close()
                 if isinstance(exc, Exception):
@@ -566,9 +579,20 @@ class Pipeline:
             )
             try:
                 async with show_progress(key, counter, self.options.progress, self.log):
-                    await stage.run_pairs(
-                        pairs(), output.put, counter, self.options.concurrency, room=output
-                    )
+                    if self._in_processes(stage):
+                        await run_in_processes(
+                            stage,
+                            pairs(),
+                            output.put,
+                            counter,
+                            self.options.concurrency,
+                            self.options.workers,
+                            room=output,
+                        )
+                    else:
+                        await stage.run_pairs(
+                            pairs(), output.put, counter, self.options.concurrency, room=output
+                        )
             except BaseException as exc:
                 output.close(spill=not isinstance(exc, Exception))
                 if isinstance(exc, Exception):
@@ -627,6 +651,12 @@ class Pipeline:
                 "another run were ignored; their rows are processed again"
             )
         return reused, output.spilled(reused), in_digest
+
+    def _in_processes(self, stage: JsonListTransformer) -> bool:
+        """Whether the stage's rows go to worker processes: it declares ``processes``, runs the
+        engine's own row loop (no ``process_rows`` of its own) and the run has workers."""
+        own_loop = type(stage).process_rows is JsonListTransformer.process_rows
+        return own_loop and uses_processes(stage, self.options.workers)
 
     def _keep_hand_edits(self, out_path: Path, book: Path) -> None:
         """Copy an output we did not write as it is now (hand-edited, or foreign) aside first.

@@ -7,6 +7,7 @@ import contextvars
 import functools
 import hashlib
 import inspect
+import os
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -57,6 +58,14 @@ class RunOptions:
     run_id: str | None = None
     """The run record's id: prompt-log lines carry it, so a row's calls can be told apart
     from earlier runs' (whose row numbers may even mean other rows, after another --start)."""
+    workers: int = field(default_factory=lambda: default_workers())
+    """Processes that compute the rows of a stage declaring ``processes = True`` (`--workers`;
+    default: the machine's cores; 1: in-process)."""
+
+
+def default_workers() -> int:
+    """Worker processes of a run unless ``--workers`` says otherwise: the machine's cores."""
+    return os.cpu_count() or 1
 
 
 INCOMPLETE_STAT = "incomplete"
@@ -106,6 +115,10 @@ class JsonListTransformer(ABC):
     whole_list: ClassVar[bool] = False
     """True for a stage that needs every row at once (a summary over the run): the engine then
     reads the whole file instead of streaming rows through the stage."""
+    processes: ClassVar[bool] = False
+    """True for a stage whose rows are CPU work and call no model: with ``--workers N`` its rows
+    are computed by N forked processes (see ``masksql_pipe.engine.processes``). Such a stage
+    keeps nothing across rows (``stats`` set in ``_process_row`` stay in the worker)."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> JsonListTransformer:
         self = super().__new__(cls)
@@ -149,6 +162,11 @@ class JsonListTransformer(ABC):
 
     async def setup(self, run: StageRun) -> None:  # noqa: B027 - optional hook
         """Once before any row: compile templates, resolve models; raise to stop early."""
+
+    def setup_worker(self) -> None:  # noqa: B027 - optional hook
+        """In each worker process of a ``processes`` stage, after the fork and before its first
+        row: open what must not be shared across a fork (e.g. a SQLite connection made in
+        ``setup``). The rest of what ``setup`` left is inherited."""
 
     async def teardown(self) -> None:  # noqa: B027 - optional hook
         """Once after the rows, also after a failure or interruption."""

@@ -126,6 +126,17 @@ _budgets: dict[int, ByteBudget] = {}
 _budgets_lock = threading.Lock()
 
 
+def _forget_budgets() -> None:
+    """In a forked worker: fresh budgets and lock (a thread of the parent may have held them)."""
+    global _budgets_lock
+    _budgets.clear()
+    _budgets_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_budgets)
+
+
 def shared_budget(total: int = MAX_TOTAL_BYTES) -> ByteBudget:
     """The process's budget of `total` bytes (one per size, shared by every stage using it)."""
     with _budgets_lock:
