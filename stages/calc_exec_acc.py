@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stages.base import ExecutionLimits, LocalStage, SqlExecution
 from stages.dataset.spider import require
 from stages.metrics.original import original_exec_match
 from stages.sql.exec_match import compare_results, has_top_level_order_by
+
+if TYPE_CHECKING:
+    from stages.sql.execution import ExecResult
 
 
 class CalcExecAcc(SqlExecution, LocalStage):
@@ -29,16 +32,11 @@ class CalcExecAcc(SqlExecution, LocalStage):
         super().__init__(tables, databases)
         self._init_execution(limits)
 
-    def _score(self, row: dict[str, Any]) -> dict[str, Any]:
-        path = self.database(row)
-        gold_sql = require(row, "query", "the input")
-        pred_sql = require(row, "pred_sql", "AddConcreteSql")
-        gold = self.run(path, gold_sql)
-        pred = self.run(path, pred_sql)
-        order_matters = has_top_level_order_by(gold_sql)
+    def _score(
+        self, row: dict[str, Any], gold: ExecResult, pred: ExecResult, before: ExecResult
+    ) -> dict[str, Any]:
+        order_matters = has_top_level_order_by(row["query"])
         match = compare_results(gold, pred, order_matters=order_matters)
-        before_sql = row.get("pred_sql_before_repair")
-        before = self.run(path, before_sql) if isinstance(before_sql, str) else pred
         return {
             "exec_acc": match.score,
             "exec_acc_original": original_exec_match(gold, pred),
@@ -53,5 +51,14 @@ class CalcExecAcc(SqlExecution, LocalStage):
         }
 
     async def _process_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        row.update(await asyncio.to_thread(self._score, row))
+        path = self.database(row)
+        gold_sql = require(row, "query", "the input")
+        pred_sql = require(row, "pred_sql", "AddConcreteSql")
+        before_sql = row.get("pred_sql_before_repair")
+        queries = [gold_sql, pred_sql] + ([before_sql] if isinstance(before_sql, str) else [])
+        # the queries of a row run side by side: SQLite releases the interpreter lock, so one
+        # slow join is not paid for two or three times over on the row's critical path
+        results = await asyncio.gather(*(asyncio.to_thread(self.run, path, q) for q in queries))
+        gold, pred, before = results[0], results[1], results[-1]
+        row.update(await asyncio.to_thread(self._score, row, gold, pred, before))
         return row

@@ -46,3 +46,36 @@ async def test_calc_exec_acc_scores_each_case(tmp_path: Path) -> None:
     scored = {row["case"]: row["exec_acc"] for row in load(data / "2_CalcExecAcc.json")}
     assert scored == {name: expected for name, _, _, expected in CASES}
     assert orjson.loads((data / "2_CalcExecAcc.json").read_bytes())[5]["pred_error"]
+
+
+async def test_the_sql_before_repair_is_scored_on_its_own(tmp_path: Path) -> None:
+    """Gold, prediction and the SQL before RepairSql run side by side; each keeps its place."""
+    data = tmp_path / "spider"
+    data.mkdir()
+    shutil.copy(ROOT / "data" / "tables.json", data / "tables.json")
+    shutil.copytree(
+        ROOT / "data" / "databases" / "music_festival", data / "databases" / "music_festival"
+    )
+    wrong = "SELECT name, age FROM singer WHERE age > 40"
+    rows = [
+        {"db_id": "music_festival", "query": ORDERED, "pred_sql": ORDERED},
+        {
+            "db_id": "music_festival",
+            "query": ORDERED,
+            "pred_sql": ORDERED,
+            "pred_sql_before_repair": wrong,
+        },
+        {
+            "db_id": "music_festival",
+            "query": ORDERED,
+            "pred_sql": wrong,
+            "pred_sql_before_repair": ORDERED,
+        },
+    ]
+    write_rows(data / "1_input.json", rows)
+    await Pipeline([CalcExecAcc()], RunOptions(progress=False)).run(data / "1_input.json")
+    scored = [
+        (row["exec_acc"], row["exec_acc_before_repair"], row["exec_acc_original_before_repair"])
+        for row in load(data / "2_CalcExecAcc.json")
+    ]
+    assert scored == [(1, 1, 1), (1, 0, 0), (0, 1, 1)]
