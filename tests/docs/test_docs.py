@@ -57,10 +57,12 @@ def examples() -> list[Example]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def workdirs(tmp_path_factory: pytest.TempPathFactory):
     """page -> a folder with a copy of data/ and main.py where its examples run, made on first
-    use; the shipped data/ is checked afterwards."""
+    use; the shipped data/ is checked afterwards. Session-scoped: an xdist worker may run other
+    modules' tests between two examples, which would tear a module-scoped folder down and lose
+    what the earlier examples of the page wrote (a flaky "no module 'wordcount'")."""
     before = snapshot(ROOT / "data")
     folders: dict[str, Path] = {}
 
