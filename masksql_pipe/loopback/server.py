@@ -28,8 +28,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from masksql_pipe.loopback.batch import BatchService
-
 Reply = Callable[[list[dict[str, Any]]], str]
 BodyReply = Callable[[dict[str, Any]], str]
 """A reply computed from the whole request body (messages, response_format, max_tokens...)."""
@@ -135,8 +133,6 @@ class LoopbackServer:
         self.cached_prompt_tokens = 0
         """Prompt tokens each answer reports as served from a prompt cache (for price tests)."""
         self.api_key = api_key
-        self.batches = BatchService(lambda: self.reply)
-        """The files and batches endpoints (batch API); its attributes set delays and faults."""
         self._lock = threading.Lock()
         self._requests = 0
         self._by_prompt: Counter[str] = Counter()
@@ -363,7 +359,6 @@ class LoopbackServer:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/_stats", self._stats)
-        self.batches.add_routes(app)
         return app
 
     async def serve(self, sock: socket.socket | None = None) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from masksql_pipe.loopback.server import LoopbackServer
 from stages.pipelines.masksql import summarize as masksql_summary
 from tests.conftest import cli
 from tests.lm_fixtures import SECRET, questions, write_input
+from tests.loopback_batch import BatchLoopbackServer
 
 PIPE = ["--pipeline", "tests.helpers_models:AskPipeline", "model.name=loop"]
 PRICE = "{input: 1000, output: 4000}"  # dollars per million tokens, large to show in 4 decimals
 
 
-def models_file(tmp_path: Path, srv: LoopbackServer, extra: str = "") -> Path:
+def models_file(tmp_path: Path, srv: BatchLoopbackServer, extra: str = "") -> Path:
     path = tmp_path / "models.yaml"
     path.write_text(
         f"models:\n  loop:\n    model: m\n    base_url: '{srv.base_url}'\n"
@@ -37,7 +37,7 @@ def test_cost_in_status_summarize_compare_and_report(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_input(data, questions(6))
     env = {"OPENAI_API_KEY": SECRET}
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         models = str(models_file(tmp_path, srv))
         first = cli("run", "--data", str(data), "--models", models, *PIPE, cwd=tmp_path, env=env)
         assert first.returncode == 0, first.stderr
@@ -69,7 +69,7 @@ def test_cost_in_status_summarize_compare_and_report(tmp_path: Path) -> None:
 def test_budget_stops_the_run_with_exit_2_before_sending(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_input(data, questions(6))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         models = str(models_file(tmp_path, srv))
         result = cli(
             "run",
@@ -93,7 +93,7 @@ def test_budget_stops_the_run_with_exit_2_before_sending(tmp_path: Path) -> None
 def test_batch_flag_sends_a_batch(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_input(data, questions(5))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         srv.batches.delay = 0.05
         models = str(models_file(tmp_path, srv, "    batch: {poll_seconds: 0.02}\n"))
         result = cli(
@@ -126,7 +126,7 @@ def test_function_stages_record_cost_too(tmp_path: Path) -> None:
     data = tmp_path / "simple"
     data.mkdir()
     shutil.copy(ROOT / "data" / "samples" / "simple" / "1_input.json", data / "1_input.json")
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         models = str(models_file(tmp_path, srv))
         result = cli(
             "run",

@@ -20,13 +20,13 @@ from masksql_pipe.engine.stage import ERROR_KEY, RunOptions
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.batch import BatchRunner, parse_batch
 from masksql_pipe.lm.model_entries import BatchSettings
-from masksql_pipe.loopback.server import LoopbackServer
 from tests.lm_fixtures import SECRET, Ask, questions, read_rows, registry_for, write_input
+from tests.loopback_batch import BatchLoopbackServer
 
 FAST = BatchSettings(poll_seconds=0.02, max_poll_seconds=0.1)
 
 
-def run_batch(data: Path, srv: LoopbackServer, **options: object) -> Pipeline:
+def run_batch(data: Path, srv: BatchLoopbackServer, **options: object) -> Pipeline:
     registry = registry_for(srv, batch=options.pop("settings", FAST))
     engine = Pipeline(
         [Ask("answer", "loop")],
@@ -49,7 +49,7 @@ def expected_answers(n: int) -> list[str]:
 
 def test_batch_answers_every_row_with_one_batch_and_no_live_calls(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(30))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         engine = run_batch(data, srv)
         assert srv.batches.counts["create"] == 1
         assert srv.batches.counts["upload"] == 1
@@ -70,7 +70,7 @@ def test_batch_answers_every_row_with_one_batch_and_no_live_calls(tmp_path: Path
 
 def test_rerun_uses_the_cache_and_sends_no_batch(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(10))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         run_batch(data, srv)
         engine = run_batch(data, srv, force=True)
         assert srv.batches.counts["create"] == 1
@@ -79,12 +79,12 @@ def test_rerun_uses_the_cache_and_sends_no_batch(tmp_path: Path) -> None:
 
 def test_batches_split_at_the_provider_limits(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(25))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         srv.batches.max_requests = 10  # the server refuses larger batches
         run_batch(data, srv, settings=BatchSettings(max_requests=10, poll_seconds=0.02))
         assert srv.batches.batch_sizes == [10, 10, 5]
     data2 = write_input(tmp_path / "data2", questions(25))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         line = 160  # bytes of one request line, roughly: the byte limit splits too
         srv.batches.max_bytes = 8 * line
         run_batch(data2, srv, settings=BatchSettings(max_bytes=8 * line, poll_seconds=0.02))
@@ -95,7 +95,7 @@ def test_batches_split_at_the_provider_limits(tmp_path: Path) -> None:
 
 def test_partial_failure_is_retried_as_a_smaller_batch(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(40))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         srv.batches.fail_rate = 0.3
         first = run_batch(data, srv)
         failed = [
@@ -118,7 +118,7 @@ def test_expired_or_cancelled_batch_is_reported_with_what_to_do(
     tmp_path: Path, ending: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     data = write_input(tmp_path / "data", questions(10))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         srv.batches.delay = 0.3
         if ending == "expired":
             srv.batches.expire = True
@@ -168,7 +168,7 @@ def test_kill_9_while_waiting_resumes_the_same_batch(tmp_path: Path) -> None:
     script = tmp_path / "run_pipeline.py"
     script.write_text(SCRIPT, encoding="utf-8")
     record = bookkeeping_dir(tmp_path / "data") / "batches" / "2_Ask.json"
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         srv.batches.delay = 3.0
         config = tmp_path / "models.yaml"
         config.write_text(
@@ -224,7 +224,7 @@ def test_batch_state_and_counts_reach_the_progress_line(tmp_path: Path) -> None:
     from masksql_pipe.lm.openai_model import OpenAIModel
 
     seen: list[str] = []
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         srv.batches.delay = 0.3
         model = OpenAIModel("m", model="m", base_url=srv.base_url, api_key=SECRET)
         stream = io.StringIO()
@@ -251,7 +251,9 @@ def test_batch_state_and_counts_reach_the_progress_line(tmp_path: Path) -> None:
     assert "batch-" in stream.getvalue() and "in_progress" in stream.getvalue()
 
 
-def _stopped_after_upload(tmp_path: Path, srv: LoopbackServer, create: bool) -> tuple[Path, dict]:
+def _stopped_after_upload(
+    tmp_path: Path, srv: BatchLoopbackServer, create: bool
+) -> tuple[Path, dict]:
     """A record as a run leaves it when killed after uploading (and maybe creating) a batch."""
     from masksql_pipe.lm.openai_model import OpenAIModel
 
@@ -281,7 +283,7 @@ def test_a_run_stopped_between_upload_and_record_submits_nothing_twice(
 ) -> None:
     from masksql_pipe.lm.openai_model import OpenAIModel
 
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         record, bodies = _stopped_after_upload(tmp_path, srv, created)
         assert srv.batches.counts["upload"] == 1
         model = OpenAIModel("m", model="m", base_url=srv.base_url, api_key=SECRET)
@@ -301,7 +303,7 @@ def test_a_batch_that_fails_validation_is_reported(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     data = write_input(tmp_path / "data", questions(4))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         srv.batches.invalid = "model 'm' does not support the batch API"
         registry = registry_for(srv, batch=FAST)
         engine = Pipeline([Ask("answer", "loop")], RunOptions(progress=None, registry=registry))

@@ -13,8 +13,8 @@ from masksql_pipe.engine.stage import ERROR_KEY, RunOptions
 from masksql_pipe.errors import ConfigError
 from masksql_pipe.lm.pricing import Budget, BudgetExceeded, parse_price
 from masksql_pipe.lm.registry import ModelRegistry, load_config
-from masksql_pipe.loopback.server import LoopbackServer
 from tests.lm_fixtures import SECRET, Ask, Shout, questions, read_rows, write_input
+from tests.loopback_batch import BatchLoopbackServer
 
 PRICE = "{input: 2.50, cached_input: 1.25, output: 10.00, batch_discount: 0.5}"
 
@@ -24,7 +24,7 @@ def tokens(text: str) -> int:
     return len(text) // 4
 
 
-def registry(tmp_path: Path, srv: LoopbackServer, extra: str = "") -> ModelRegistry:
+def registry(tmp_path: Path, srv: BatchLoopbackServer, extra: str = "") -> ModelRegistry:
     config = tmp_path / "models.yaml"
     config.write_text(
         f"models:\n  loop:\n    model: m\n    base_url: '{srv.base_url}'\n{extra}",
@@ -57,7 +57,7 @@ def by_hand(prompt: str, reply: str, cached: int, discount: float = 1.0) -> floa
 
 def test_cost_per_row_and_stage_from_the_server_usage(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(12))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         srv.cached_prompt_tokens = 2
         engine = run(data, registry(tmp_path, srv, f"    price: {PRICE}\n"))
         first = read_rows(tmp_path / "data" / "2_Ask.json")
@@ -72,7 +72,7 @@ def test_cost_per_row_and_stage_from_the_server_usage(tmp_path: Path) -> None:
 
 def test_row_cost_accumulates_across_stages(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(5))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         run(
             data,
             registry(tmp_path, srv, f"    price: {PRICE}\n"),
@@ -89,7 +89,7 @@ def test_row_cost_accumulates_across_stages(tmp_path: Path) -> None:
 def test_batch_cost_uses_the_discount(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(8))
     extra = f"    price: {PRICE}\n    batch: {{poll_seconds: 0.02}}\n"
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         engine = run(data, registry(tmp_path, srv, extra))
         usage = srv.batches.usage_by_prompt()
     assert len(usage) == 8
@@ -104,7 +104,7 @@ def test_batch_cost_uses_the_discount(tmp_path: Path) -> None:
 
 def test_a_model_without_prices_shows_tokens_only(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(3))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         engine = run(data, registry(tmp_path, srv))
     rows = read_rows(tmp_path / "data" / "2_Ask.json")
     assert all("total_cost" not in r and r["total_toks"] > 0 for r in rows)
@@ -114,7 +114,7 @@ def test_a_model_without_prices_shows_tokens_only(tmp_path: Path) -> None:
 def test_budget_stops_before_sending_and_keeps_what_was_done(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(10))
     extra = f"    price: {PRICE}\n"
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         # the estimate: prompt tokens (4 characters a token) plus max_tokens (512) per call
         estimate = sum(
             (tokens(f"Q: {q['question']}") * 2.50 + 512 * 10.00) / 1e6 for q in questions(10)
@@ -141,7 +141,7 @@ def test_budget_counts_the_running_total_across_stages(tmp_path: Path) -> None:
     )
     # enough for the first stage's estimate, short of what was spent plus the second's
     budget = spent_first + second_estimate - 1e-7
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         stages = [Ask("a", "loop"), Shout("b", "loop")]
         with pytest.raises(BudgetExceeded, match="already spent"):
             run(data, registry(tmp_path, srv, extra), stages, budget=Budget(budget))
@@ -152,7 +152,7 @@ def test_budget_counts_the_running_total_across_stages(tmp_path: Path) -> None:
 
 def test_budget_needs_prices_and_bad_prices_are_named(tmp_path: Path) -> None:
     data = write_input(tmp_path / "data", questions(2))
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         with pytest.raises(ConfigError, match="--budget needs a price for model 'loop'"):
             run(data, registry(tmp_path, srv), budget=Budget(1.0))
         assert srv.requests == 0
@@ -171,7 +171,7 @@ def test_running_total_stops_calls_the_estimate_did_not_foresee(tmp_path: Path) 
     extra = f"    price: {PRICE}\n"
     per_call = [(tokens(f"Q: {q['question']}") * 2.50 + 1 * 10.00) / 1e6 for q in questions(6)]
     budget = sum(per_call) * 1.5
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         stage = Ask("answer", "loop", max_tokens=1)
         with pytest.raises(BudgetExceeded, match="the next call"):
             run(data, registry(tmp_path, srv, extra), [stage], budget=Budget(budget))

@@ -15,9 +15,9 @@ from masksql_pipe.engine.pipeline import streams
 from masksql_pipe.engine.stage import RunOptions
 from masksql_pipe.lm.model_entries import BatchSettings
 from masksql_pipe.lm.pricing import Budget
-from masksql_pipe.loopback.server import LoopbackServer
 from tests.conftest import ROOT
 from tests.lm_fixtures import SECRET, Ask, registry_for, server_fixture  # noqa: F401
+from tests.loopback_batch import BatchLoopbackServer
 
 SCRIPT = textwrap.dedent(
     """
@@ -53,7 +53,7 @@ def test_a_model_stage_streams_an_input_larger_than_its_memory_limit(tmp_path: P
     assert source.stat().st_size > limit + (64 << 20)
     script = tmp_path / "run.py"
     script.write_text(SCRIPT, encoding="utf-8")
-    with LoopbackServer() as srv:
+    with BatchLoopbackServer() as srv:
         config = tmp_path / "models.yaml"
         config.write_text(f"loop: {{model: m, base_url: '{srv.base_url}'}}\n", encoding="utf-8")
         env = {

@@ -1,4 +1,7 @@
-"""The files and batches endpoints of the loopback server: a provider batch API on 127.0.0.1.
+"""A provider batch API on 127.0.0.1 for the tests: the loopback server plus files and batches.
+
+The product's loopback server (masksql_pipe.loopback.server) answers chat requests; only the
+tests need the batch endpoints, so they live here.
 
 Upload a JSONL file (`POST /v1/files`, purpose `batch`), create a batch over it
 (`POST /v1/batches`), poll it (`GET /v1/batches/{id}`), cancel it, and download the output and
@@ -22,6 +25,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from masksql_pipe.loopback.server import LoopbackServer
 
 Reply = Callable[[list[dict[str, Any]]], str]
 """The reply text for a prompt's messages (the loopback server's `reply`)."""
@@ -352,3 +357,17 @@ def _json(data: dict[str, Any]) -> web.Response:
 def _error(status: int, message: str) -> web.Response:
     body = {"error": {"message": message, "type": "invalid_request_error", "code": None}}
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+class BatchLoopbackServer(LoopbackServer):
+    """The loopback server with the files and batches endpoints (`self.batches`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches = BatchService(lambda: self.reply)
+        """The batch API's state; its attributes set delays, faults and provider limits."""
+
+    def _app(self) -> web.Application:
+        app = super()._app()
+        self.batches.add_routes(app)
+        return app
