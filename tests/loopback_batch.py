@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from masksql_pipe.loopback.server import LoopbackServer
+from masksql_pipe.loopback.server import LoopbackServer, completion_body
 
 Reply = Callable[[list[dict[str, Any]]], str]
 """The reply text for a prompt's messages (the loopback server's `reply`)."""
@@ -263,27 +263,7 @@ class BatchService:
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
         messages = body.get("messages") or []
         text = self.reply()(messages)
-        prompt_tokens = _estimate("".join(str(m.get("content", "")) for m in messages))
-        completion_tokens = _estimate(text)
-        return {
-            "id": f"chatcmpl-b{next(self._ids)}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", "loopback"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+        return completion_body(f"chatcmpl-b{next(self._ids)}", body, messages, text)
 
     def _fails(self, custom_id: str, attempt: int) -> bool:
         if self.fail_rate <= 0:
@@ -312,10 +292,6 @@ class BatchService:
         if batch.finished_at is not None:
             view[f"{batch.status}_at"] = batch.finished_at
         return view
-
-
-def _estimate(text: str) -> int:
-    return len(text) // 4
 
 
 def _line(custom_id: str, status: int, body: dict[str, Any]) -> bytes:

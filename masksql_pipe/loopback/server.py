@@ -302,30 +302,9 @@ class LoopbackServer:
             text, finish = text[: len(text) // 2], "length"
         elif isinstance(budget, int) and _estimate(text) > budget:
             text, finish = text[: budget * 4], "length"
-        prompt_tokens = _estimate("".join(str(m.get("content", "")) for m in messages))
-        completion_tokens = _estimate(text)
-        payload = {
-            "id": f"chatcmpl-{next(self._ids)}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", "loopback"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-                "prompt_tokens_details": {
-                    "cached_tokens": min(self.cached_prompt_tokens, prompt_tokens)
-                },
-            },
-        }
+        payload = completion_body(
+            f"chatcmpl-{next(self._ids)}", body, messages, text, finish, self.cached_prompt_tokens
+        )
         with self._lock:
             self._answered[pid] += 1
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
@@ -487,6 +466,41 @@ def main(argv: list[str] | None = None) -> None:
 
     asyncio.run(run())
     sys.exit(0)
+
+
+def completion_body(
+    ident: str,
+    body: dict[str, Any],
+    messages: list[dict[str, Any]],
+    text: str,
+    finish: str = "stop",
+    cached_tokens: int | None = None,
+) -> dict[str, Any]:
+    """A chat.completion answer as OpenAI shapes it, tokens estimated at 4 characters each."""
+    prompt_tokens = _estimate("".join(str(m.get("content", "")) for m in messages))
+    completion_tokens = _estimate(text)
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": min(cached_tokens, prompt_tokens)}
+    return {
+        "id": ident,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "loopback"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": usage,
+    }
 
 
 if __name__ == "__main__":

@@ -30,13 +30,19 @@ CASES = [
 ]
 
 
-async def test_calc_exec_acc_scores_each_case(tmp_path: Path) -> None:
+def music_festival(tmp_path: Path) -> Path:
+    """A Spider folder holding the sample's tables.json and its music_festival database."""
     data = tmp_path / "spider"
     data.mkdir()
     shutil.copy(ROOT / "data" / "tables.json", data / "tables.json")
     shutil.copytree(
         ROOT / "data" / "databases" / "music_festival", data / "databases" / "music_festival"
     )
+    return data
+
+
+async def test_calc_exec_acc_scores_each_case(tmp_path: Path) -> None:
+    data = music_festival(tmp_path)
     rows = [
         {"case": name, "db_id": "music_festival", "query": gold, "pred_sql": pred}
         for name, gold, pred, _ in CASES
@@ -50,12 +56,7 @@ async def test_calc_exec_acc_scores_each_case(tmp_path: Path) -> None:
 
 async def test_the_sql_before_repair_is_scored_on_its_own(tmp_path: Path) -> None:
     """Gold, prediction and the SQL before RepairSql run side by side; each keeps its place."""
-    data = tmp_path / "spider"
-    data.mkdir()
-    shutil.copy(ROOT / "data" / "tables.json", data / "tables.json")
-    shutil.copytree(
-        ROOT / "data" / "databases" / "music_festival", data / "databases" / "music_festival"
-    )
+    data = music_festival(tmp_path)
     wrong = "SELECT name, age FROM singer WHERE age > 40"
     rows = [
         {"db_id": "music_festival", "query": ORDERED, "pred_sql": ORDERED},
